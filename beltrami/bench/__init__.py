@@ -1,0 +1,1 @@
+"""Benchmark command line and measurement helpers."""

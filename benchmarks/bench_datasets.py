@@ -1,0 +1,35 @@
+"""Dataset loading and graph preprocessing (asv)."""
+import beltrami
+from beltrami.datasets import csbm
+
+
+class DatasetLoad:
+    params = ["cora", "citeseer", "synthetic-arxiv"]
+    param_names = ["dataset"]
+
+    def setup(self, dataset):
+        try:
+            beltrami.load_dataset(dataset)
+        except beltrami.DatasetFileError as err:
+            raise NotImplementedError(str(err))  # asv skips a benchmark whose setup raises this
+
+    def time_load(self, dataset):
+        beltrami.load_dataset(dataset)
+
+    def peakmem_load(self, dataset):
+        beltrami.load_dataset(dataset)
+
+
+class GraphPreprocess:
+    params = [10_000, 169_343]
+    param_names = ["num_nodes"]
+
+    def setup(self, num_nodes):
+        raw = csbm(num_nodes=num_nodes, avg_degree=13.8, num_classes=40, num_features=8)
+        self.graph = beltrami.Graph.from_edge_index(raw.edge_index, num_nodes)
+
+    def time_symmetrize(self, num_nodes):
+        self.graph.symmetrize()
+
+    def time_largest_connected_component(self, num_nodes):
+        self.graph.largest_connected_component()

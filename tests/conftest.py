@@ -1,0 +1,34 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The shared data folder: $BELTRAMI_DATA (as .ci/run sets it), else ../shared/data beside the checkout.
+SHARED_DATA = Path(os.environ.get("BELTRAMI_DATA") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own processed-tensor cache, so no test sees another's (or the user's) entries."""
+    monkeypatch.setenv("BELTRAMI_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "planetoid" / "ind.citeseer.x").exists():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: any download attempt fails at once as it would on a machine without internet."""
+    import urllib.error
+
+    from beltrami.datasets import files
+
+    def refuse(url, dest, timeout):
+        raise urllib.error.URLError("offline (test)")
+
+    monkeypatch.setattr(files, "_download", refuse)

@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+import beltrami
+from beltrami.datasets.splits import random_split
+
+
+def _check_random(ds, num_development, per_class):
+    train, val, test = ds.train_mask, ds.val_mask, ds.test_mask
+    assert not (train & val).any() and not (train & test).any() and not (val & test).any()
+    assert (train | val | test)[ds.y >= 0].all()  # every labelled node is in one split
+    assert torch.bincount(ds.y[train], minlength=ds.num_classes).tolist() == [per_class] * ds.num_classes
+    assert int((train | val).sum()) == num_development
+
+
+@pytest.mark.parametrize("name", ["cora", "citeseer"])
+def test_paper_random_split(shared_data, name):
+    a = beltrami.load_dataset(name, root=shared_data, split="random", seed=5)
+    _check_random(a, 1500, 20)
+    b = beltrami.load_dataset(name, root=shared_data, split="random", seed=5)
+    assert torch.equal(a.train_mask, b.train_mask) and torch.equal(a.val_mask, b.val_mask)
+    c = beltrami.load_dataset(name, root=shared_data, split="random", seed=6)
+    assert not torch.equal(a.train_mask, c.train_mask)
+    assert torch.equal(a.test_mask, c.test_mask)  # the development set is fixed across seeds, as in the paper
+
+
+def test_random_split_options_and_errors():
+    y = torch.arange(60) % 3
+    train, val, test = random_split(y, 0, num_development=30, num_per_class=5)
+    assert int(train.sum()) == 15 and int(val.sum()) == 15 and int(test.sum()) == 30
+    with pytest.raises(ValueError, match="exceeds"):
+        random_split(y, 0, num_development=100)
+    with pytest.raises(ValueError, match="cannot draw 20"):
+        random_split(y, 0, num_development=30, num_per_class=20)
+
+
+def test_unknown_split_and_misplaced_options():
+    with pytest.raises(ValueError, match="unknown split 'weird'"):
+        beltrami.load_dataset("cora", split="weird")
+    with pytest.raises(ValueError, match="only for ogbn-arxiv"):
+        beltrami.load_dataset("cora", split="time")
+    with pytest.raises(ValueError, match="only for Planetoid"):
+        beltrami.load_dataset("synthetic", split="public")
+    with pytest.raises(ValueError, match="only apply to split='random'"):
+        beltrami.load_dataset("cora", num_per_class=5)
+    with pytest.raises(ValueError, match="unknown option.*'bogus'"):
+        beltrami.load_dataset("cora", bogus=1)
+
+
+def test_unknown_dataset_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*cora"):
+        beltrami.load_dataset("imagenet")
