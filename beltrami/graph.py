@@ -10,7 +10,7 @@ Everything here is O(|E|) in time and memory: no dense n x n tensor is ever buil
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+from typing import Any, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,6 +33,23 @@ def _crow_from_sorted_rows(row: Tensor, num_nodes: int) -> Tensor:
     crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=row.device)
     torch.cumsum(counts, 0, out=crow[1:])
     return crow
+
+
+class CSR(NamedTuple):
+    """Index tensors of a CSR matrix A and of its transpose, as the sparse kernels take them.
+
+    ``A`` has entries ``(row[e], col[e])``. ``A^T`` in CSR form has row pointers ``t_crow`` and columns
+    ``t_col``; its values are ``values[t_perm]``, and ``values == values_t[t_perm_inv]``. All int64, ``[N + 1]``
+    or ``[E]``.
+    """
+
+    crow: Tensor
+    col: Tensor
+    row: Tensor
+    t_crow: Tensor
+    t_col: Tensor
+    t_perm: Tensor
+    t_perm_inv: Tensor
 
 
 class Graph:
@@ -58,6 +75,7 @@ class Graph:
         self.crow = crow
         self.col = col
         self._row: Optional[Tensor] = None
+        self._csr: Optional[CSR] = None
 
     @staticmethod
     def _validate(crow: Tensor, col: Tensor) -> None:
@@ -163,6 +181,18 @@ class Graph:
         """``[2, E]`` tensor of ``(row, col)`` pairs in CSR order."""
         return torch.stack([self.row, self.col])
 
+    def csr(self) -> "CSR":
+        """The index tensors the sparse kernels take (computed once and cached): see :class:`CSR`."""
+        if self._csr is None:
+            n, row, col = self.num_nodes, self.row, self.col
+            # Edges of A^T in CSR order are A's edges sorted by (col, row).
+            t_perm = torch.argsort(col * max(n, 1) + row, stable=True)
+            t_perm_inv = torch.empty_like(t_perm)
+            t_perm_inv[t_perm] = torch.arange(t_perm.numel(), device=self.device)
+            self._csr = CSR(self.crow, col, row, _crow_from_sorted_rows(col[t_perm], n), row[t_perm],
+                            t_perm, t_perm_inv)
+        return self._csr
+
     def degree(self) -> Tensor:
         """Number of entries in each row, ``[N]`` (the in-degree in the aggregation sense)."""
         return self.crow[1:] - self.crow[:-1]
@@ -171,6 +201,8 @@ class Graph:
         g = Graph(self.crow.to(device), self.col.to(device), validate=False)
         if self._row is not None:
             g._row = self._row.to(device)
+        if self._csr is not None:
+            g._csr = CSR(*(t.to(device) for t in self._csr))
         return g
 
     def to_scipy(self, values: Optional[ArrayLike] = None) -> sp.csr_matrix:
@@ -182,7 +214,8 @@ class Graph:
         """The graph as a ``torch.sparse_csr_tensor`` with ``values`` (default all ones, float32)."""
         if values is None:
             values = torch.ones(self.num_edges, device=self.device)
-        return torch.sparse_csr_tensor(self.crow, self.col, values, (self.num_nodes, self.num_nodes))
+        return torch.sparse_csr_tensor(self.crow, self.col, values, (self.num_nodes, self.num_nodes),
+                                       check_invariants=False)
 
     # ------------------------------------------------------------------ transformations
     def _filtered(self, keep: Tensor) -> "Graph":

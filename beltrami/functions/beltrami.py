@@ -1,0 +1,124 @@
+"""Graph Beltrami flow (paper eq. 7-8): ``dz/dt = (A(z) - I) z`` on the joint coordinates ``z = [u, x]``.
+
+Two functions, named for what they do:
+
+- :class:`BeltramiDiffusion`: the attention matrix ``A(z(t))`` is recomputed at every evaluation (the true,
+  time-dependent Beltrami flow; a nonlinear ODE).
+- :class:`FrozenAttentionDiffusion`: ``A`` is computed once from ``z(0)`` (in :meth:`set_initial`) and held
+  fixed, so the ODE is linear; this is what the paper's tuned runs did (official ``block: attention``
+  with ``function: laplacian``).
+
+Both follow the official code's form ``dz/dt = sigma(alpha) * (A z - z) + beta * z(0)``: a learnable
+diffusivity ``sigma(alpha)`` (one for all channels, or one for the positional and one for the feature
+channels: ``separate_diffusivity=True``) and an optional source term ``beta z(0)`` (``add_source=True``).
+``A`` is the mean over heads of :class:`~beltrami.functions.attention.EdgeAttention`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..graph import Graph
+from .attention import EdgeAttention
+from .base import GraphODEFunction
+
+
+class _AttentionDiffusion(GraphODEFunction):
+    def __init__(self, graph: Graph, dim: int, attention: Optional[EdgeAttention] = None, pos_dim: int = 0,
+                 separate_diffusivity: bool = False, add_source: bool = False, backend: Optional[str] = None,
+                 **attention_kwargs) -> None:
+        super().__init__(graph, dim, backend)
+        if attention is None:
+            attention = EdgeAttention(dim, pos_dim=pos_dim, **attention_kwargs)
+        elif attention_kwargs:
+            raise ValueError(f"pass attention options either in an EdgeAttention or as keywords, not both: "
+                             f"{', '.join(sorted(attention_kwargs))}")
+        if attention.dim != dim:
+            raise ValueError(f"attention expects z of width {attention.dim}, the function {dim}")
+        if separate_diffusivity and not 0 < pos_dim < dim:
+            raise ValueError(f"separate_diffusivity needs 0 < pos_dim < dim, got pos_dim={pos_dim}, dim={dim}")
+        self.attention = attention
+        self.pos_dim = pos_dim
+        self.separate_diffusivity = separate_diffusivity
+        self.add_source = add_source
+        # alpha[0]: all channels, or the positional ones; alpha[1]: the feature channels when separate.
+        self.alpha_train = nn.Parameter(torch.zeros(2))
+        self.beta_train = nn.Parameter(torch.ones(()))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.attention.reset_parameters()
+        nn.init.zeros_(self.alpha_train)
+        nn.init.ones_(self.beta_train)
+
+    def attention_values(self, z: Tensor) -> Tensor:
+        """Edge weights ``[E]`` of ``A(z)``: the head-mean of the attention, rows summing to 1."""
+        a = self.attention(z, self.crow, self.col, self.row, self.t_crow, self.t_col, self.t_perm, self.t_perm_inv)
+        return a.mean(dim=1)
+
+    def _diffuse(self, values: Tensor, z: Tensor) -> Tensor:
+        f = self._spmm(values, z) - z
+        alpha = torch.sigmoid(self.alpha_train)
+        if self.separate_diffusivity:
+            f = torch.cat([alpha[0] * f[:, : self.pos_dim], alpha[1] * f[:, self.pos_dim:]], dim=1)
+        else:
+            f = alpha[0] * f
+        if self.add_source:
+            f = f + self.beta_train * self.z0
+        return f
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, pos_dim={self.pos_dim}, separate_diffusivity={self.separate_diffusivity}, "
+                f"add_source={self.add_source}, nodes={self.num_nodes}")
+
+
+class BeltramiDiffusion(_AttentionDiffusion):
+    r"""Time-dependent graph Beltrami flow: ``f(t, z) = sigma(alpha) (A(z) z - z) [+ beta z(0)]`` with the
+    attention ``A(z)`` recomputed at every evaluation.
+
+    Args:
+        graph: the diffusion graph ``E'`` (input graph or a rewired one).
+        dim: width of ``z`` (``pos_dim`` positional columns first).
+        attention: an :class:`EdgeAttention` of width ``dim``; or give its options as keywords
+            (``attention_dim``, ``heads``, ``kind``, ``normalisation``, ``attend_on``, ``init``).
+        pos_dim: number of positional columns.
+        separate_diffusivity: learn one diffusivity for the positional and one for the feature channels.
+        add_source: add ``beta z(0)`` (call :meth:`set_initial` first).
+        backend: sparse kernel (see :func:`beltrami.sparse.spmm`).
+
+    Shapes:
+        - ``z``: ``[N, dim]`` -> ``dz/dt``: ``[N, dim]``. Memory O(E H + N dim).
+
+    Paper: https://arxiv.org/abs/2110.09443 (eq. 8 and 13).
+    """
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        return self._diffuse(self.attention_values(z), z)
+
+
+class FrozenAttentionDiffusion(_AttentionDiffusion):
+    r"""Diffusion with the attention frozen at ``z(0)``: ``f(t, z) = sigma(alpha) (A z - z) [+ beta z(0)]``,
+    ``A = A(z(0))`` computed by :meth:`set_initial` (which must be called before solving). Linear in ``z``.
+
+    Same arguments as :class:`BeltramiDiffusion`. Gradients reach the attention parameters through
+    ``A(z(0))``.
+    """
+
+    linear = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_buffer("values", torch.zeros(0), persistent=False)
+
+    @torch.jit.export
+    def set_initial(self, z0: Tensor) -> None:
+        """Record ``z(0)`` and compute the frozen attention ``A(z(0))`` from it."""
+        self.z0 = z0
+        self.values = self.attention_values(z0)
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        if self.values.shape[0] != self.col.shape[0]:
+            raise RuntimeError("FrozenAttentionDiffusion: call set_initial(z0) before evaluating f(t, z)")
+        return self._diffuse(self.values, z)

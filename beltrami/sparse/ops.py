@@ -1,0 +1,118 @@
+"""The two sparse primitives, registered as ``torch.library`` custom ops with their autograd formulas.
+
+- ``beltrami::csr_spmm``: ``out = A(values) @ x`` for CSR ``A``.
+- ``beltrami::csr_sddmm``: ``out[e] = <a[row[e]], b[col[e]]>`` (sampled dense-dense product), which is the
+  gradient of ``csr_spmm`` with respect to ``values``.
+
+Why custom ops: autograd through a native CSR tensor builds a dense n x n gradient for ``values``
+(``torch-sparse-facts.md``), and ``torch.compile`` cannot trace sparse tensors. As custom ops the sparse
+work is opaque to the compiler (the dense code around it still compiles), TorchScript calls them as
+``torch.ops.beltrami.*``, and their gradients are O(|E| d): ``d values = sddmm(grad, x)`` and
+``d x = A^T @ grad`` through the cached transpose permutation. Each backward is written with the same two
+ops, so double backward (needed by Jacobian regularisation) works too.
+
+Shapes: ``values`` ``[E]`` with ``x`` ``[N, D]`` -> ``[N, D]``; or per-head ``values`` ``[E, H]`` with ``x``
+``[N, H, D]`` -> ``[N, H, D]``.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+
+# torch warns on every CSR construction that sparse CSR is "beta"; the kernels below are tested here.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+
+
+def _csr(crow: Tensor, col: Tensor, values: Tensor, ncols: int) -> Tensor:
+    return torch.sparse_csr_tensor(crow, col, values, (crow.numel() - 1, ncols), check_invariants=False)
+
+
+TORCH, TORCH_SPARSE = 0, 1
+"""Kernel ids for the ``backend`` argument of ``csr_spmm`` (an int, so TorchScript can carry it)."""
+
+
+def _spmm_one(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, backend: int) -> Tensor:
+    if backend == TORCH_SPARSE:
+        import torch_sparse  # noqa: F401  (registers torch.ops.torch_sparse)
+
+        # Detached: the op's own autograd formula applies; torch_sparse's would want more index arrays.
+        return torch.ops.torch_sparse.spmm_sum(None, crow, col, values.detach(), None, None, x.detach())
+    return _csr(crow, col, values, x.shape[0]) @ x
+
+
+@torch.library.custom_op("beltrami::csr_spmm", mutates_args=())
+def csr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, t_crow: Tensor, t_col: Tensor,
+             t_perm: Tensor, t_perm_inv: Tensor, backend: int = TORCH) -> Tensor:
+    """``A(values) @ x`` for a square CSR ``A``; the ``t_*`` arguments describe ``A^T`` (used by the backward).
+    ``backend`` picks the forward kernel (the autograd formula is the same for every kernel)."""
+    if values.dim() == 1:
+        return _spmm_one(crow, col, values, x, backend)
+    heads = [_spmm_one(crow, col, values[:, h].contiguous(), x[:, h].contiguous(), backend)
+             for h in range(values.shape[1])]
+    return torch.stack(heads, dim=1)
+
+
+@csr_spmm.register_fake
+def _(crow, col, values, x, t_crow, t_col, t_perm, t_perm_inv, backend=TORCH):
+    # A is square (a graph operator): the output has x's shape. Taking it from x rather than from crow
+    # keeps the node count a dynamic size under torch.compile when crow is a module buffer.
+    return x.new_empty(x.shape)
+
+
+@torch.library.custom_op("beltrami::csr_sddmm", mutates_args=())
+def csr_sddmm(crow: Tensor, col: Tensor, a: Tensor, b: Tensor, t_crow: Tensor, t_col: Tensor,
+              t_perm: Tensor, t_perm_inv: Tensor) -> Tensor:
+    """``out[e] = <a[row[e]], b[col[e]]>`` for every stored entry, without an [E, D] intermediate."""
+    pattern_values = a.new_zeros(col.shape[0])
+    if a.dim() == 2:
+        pattern = _csr(crow, col, pattern_values, b.shape[0])
+        return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0).values()
+    out: List[Tensor] = []
+    for h in range(a.shape[1]):
+        pattern = _csr(crow, col, pattern_values, b.shape[0])
+        out.append(torch.sparse.sampled_addmm(pattern, a[:, h].contiguous(), b[:, h].t(), beta=0.0).values())
+    return torch.stack(out, dim=1)
+
+
+@csr_sddmm.register_fake
+def _(crow, col, a, b, t_crow, t_col, t_perm, t_perm_inv):
+    shape = (col.shape[0],) if a.dim() == 2 else (col.shape[0], a.shape[1])
+    return a.new_empty(shape)
+
+
+def _save(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _save_spmm(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs[:8])
+    ctx.backend = inputs[8]
+
+
+def _spmm_backward(ctx, grad: Tensor):
+    crow, col, values, x, t_crow, t_col, t_perm, t_perm_inv = ctx.saved_tensors
+    grad_values: Optional[Tensor] = None
+    grad_x: Optional[Tensor] = None
+    if ctx.needs_input_grad[2]:
+        grad_values = csr_sddmm(crow, col, grad, x, t_crow, t_col, t_perm, t_perm_inv)
+    if ctx.needs_input_grad[3]:
+        grad_x = csr_spmm(t_crow, t_col, values[t_perm], grad, crow, col, t_perm_inv, t_perm, ctx.backend)
+    return None, None, grad_values, grad_x, None, None, None, None, None
+
+
+def _sddmm_backward(ctx, grad: Tensor):
+    crow, col, a, b, t_crow, t_col, t_perm, t_perm_inv = ctx.saved_tensors
+    grad_a: Optional[Tensor] = None
+    grad_b: Optional[Tensor] = None
+    if ctx.needs_input_grad[2]:
+        grad_a = csr_spmm(crow, col, grad, b, t_crow, t_col, t_perm, t_perm_inv)
+    if ctx.needs_input_grad[3]:
+        grad_b = csr_spmm(t_crow, t_col, grad[t_perm], a, crow, col, t_perm_inv, t_perm)
+    return None, None, grad_a, grad_b, None, None, None, None
+
+
+csr_spmm.register_autograd(_spmm_backward, setup_context=_save_spmm)
+csr_sddmm.register_autograd(_sddmm_backward, setup_context=_save)

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import torch
+
+import beltrami
+from beltrami.functions import BeltramiDiffusion, FrozenAttentionDiffusion, LaplacianDiffusion
+
+from tests.reference import dense, dense_attention, dense_diffusion_rhs, random_graph
+
+D = torch.float64
+T0 = torch.tensor(0.0, dtype=D)
+
+
+def _beltrami(cls=BeltramiDiffusion, g=None, dim=6, **kw):
+    torch.manual_seed(1)
+    g = random_graph() if g is None else g
+    kw.setdefault("pos_dim", 2)
+    f = cls(g, dim, attention_dim=4, heads=2, **kw).double()
+    with torch.no_grad():
+        f.alpha_train.copy_(torch.tensor([0.3, -0.7]))
+        f.beta_train.fill_(0.4)
+    return g, f
+
+
+@pytest.mark.parametrize("separate", [False, True])
+@pytest.mark.parametrize("source", [False, True])
+def test_beltrami_rhs_matches_dense(separate, source):
+    g, f = _beltrami(separate_diffusivity=separate, add_source=source)
+    z0 = torch.randn(g.num_nodes, 6, dtype=D)
+    z = torch.randn(g.num_nodes, 6, dtype=D)
+    f.set_initial(z0)
+    values = dense_attention(f.attention, g, z).mean(1)  # A recomputed at z
+    torch.testing.assert_close(f(T0, z), dense_diffusion_rhs(f, g, z, values))
+
+
+def test_frozen_uses_attention_of_z0():
+    g, f = _beltrami(FrozenAttentionDiffusion, add_source=True)
+    z0, z = torch.randn(g.num_nodes, 6, dtype=D), torch.randn(g.num_nodes, 6, dtype=D)
+    with pytest.raises(RuntimeError, match="set_initial"):
+        f(T0, z)
+    f.set_initial(z0)
+    values = dense_attention(f.attention, g, z0).mean(1)
+    torch.testing.assert_close(f(T0, z), dense_diffusion_rhs(f, g, z, values))
+    # linear in z: f(z1 + z2) = f(z1) + f(z2) - (the source term, counted once)
+    src = f.beta_train * z0
+    torch.testing.assert_close(f(T0, z + z0) - src, (f(T0, z) - src) + (f(T0, z0) - src))
+
+
+def test_row_stochastic_so_constants_are_stationary():
+    """A is row-stochastic on rows with edges: a constant state does not move (no source term)."""
+    g, f = _beltrami()
+    g_loops = g.add_self_loops()  # every row non-empty
+    _, f = _beltrami(g=g_loops)
+    z = torch.ones(g_loops.num_nodes, 6, dtype=D) * 3.0
+    torch.testing.assert_close(f(T0, z), torch.zeros_like(z))
+
+
+@pytest.mark.parametrize("cls", [BeltramiDiffusion, FrozenAttentionDiffusion])
+def test_gradcheck_wrt_parameters_and_z(cls):
+    g, f = _beltrami(cls, g=random_graph(n=6, m=14), dim=4, add_source=True, separate_diffusivity=True)
+    params = list(f.parameters())
+
+    def fn(z, *ps):
+        f.set_initial(z)
+        return f(T0, z * 1.5)
+
+    z = torch.randn(6, 4, dtype=D, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (z, *params))
+
+
+@pytest.mark.parametrize("norm", ["sym", "rw", "none"])
+def test_laplacian_matches_dense_and_scipy(norm):
+    g = random_graph(n=10, isolated=2)
+    w = torch.rand(g.num_edges, dtype=D) + 0.1
+    f = LaplacianDiffusion(g, 3, norm=norm, weights=w, alpha=0.7)
+    a = dense(g, w)
+    deg = a.sum(1)
+    inv = torch.where(deg > 0, 1 / deg, torch.zeros_like(deg))
+    op = {"sym": inv.sqrt()[:, None] * a * inv.sqrt()[None, :], "rw": inv[:, None] * a, "none": a}[norm]
+    z = torch.randn(10, 3, dtype=D)
+    torch.testing.assert_close(f(T0, z), 0.7 * (op @ z - z))
+    np.testing.assert_allclose(f.to_scipy().toarray(), 0.7 * (op.numpy() - np.eye(10)), atol=1e-14)
+
+
+def test_set_graph_rewires():
+    g1, f = _beltrami()
+    g2 = random_graph(seed=5)
+    z = torch.randn(g1.num_nodes, 6, dtype=D)
+    f.set_graph(g2)
+    torch.testing.assert_close(f(T0, z), dense_diffusion_rhs(f, g2, z, dense_attention(f.attention, g2, z).mean(1)))
+
+
+def test_bad_inputs():
+    g = random_graph()
+    with pytest.raises(ValueError, match="separate_diffusivity needs"):
+        BeltramiDiffusion(g, 4, separate_diffusivity=True)
+    with pytest.raises(TypeError, match="beltrami.Graph"):
+        BeltramiDiffusion(g.edge_index, 4)
+    with pytest.raises(ValueError, match="either in an EdgeAttention or as keywords"):
+        BeltramiDiffusion(g, 4, attention=beltrami.functions.EdgeAttention(4), heads=2)
+    f = LaplacianDiffusion(g, 3)
+    with pytest.raises(ValueError, match="3 columns"):
+        f.check_state(torch.randn(g.num_nodes, 4))
+    with pytest.raises(ValueError, match="non-finite"):
+        f.check_state(torch.full((g.num_nodes, 3), float("nan")))
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        LaplacianDiffusion(g, 3, norm="left")
+
+
+def test_repr():
+    g, f = _beltrami()
+    assert "BeltramiDiffusion" in repr(f) and "heads=2" in repr(f)
+    assert repr(LaplacianDiffusion(g, 3)).startswith("LaplacianDiffusion(3, norm=sym")

@@ -1,0 +1,112 @@
+import pytest
+import torch
+
+from beltrami.sparse import available_backends, edge_softmax, edge_squareplus, sddmm, spmm
+
+from tests.reference import dense, dense_row_softmax, dense_squareplus, random_graph
+
+BACKENDS = available_backends()[: 2]  # torch, and torch_sparse when installed
+D = torch.float64
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("heads", [None, 3])
+def test_spmm_matches_dense(backend, heads):
+    g = random_graph()
+    shape_v = (g.num_edges,) if heads is None else (g.num_edges, heads)
+    shape_x = (g.num_nodes, 5) if heads is None else (g.num_nodes, heads, 5)
+    v, x = torch.randn(shape_v, dtype=D), torch.randn(shape_x, dtype=D)
+    out = spmm(g, v, x, backend=backend, validate=True)
+    ref = dense(g, v) @ x if heads is None else torch.einsum("hij,jhd->ihd", dense(g, v), x)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("heads", [None, 2])
+def test_spmm_gradcheck_values_and_x(backend, heads):
+    g = random_graph(n=9, m=25)
+    v = torch.randn((g.num_edges,) if heads is None else (g.num_edges, heads), dtype=D, requires_grad=True)
+    x = torch.randn((9, 4) if heads is None else (9, heads, 4), dtype=D, requires_grad=True)
+    fn = lambda v, x: spmm(g, v, x, backend=backend)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (v, x))
+    assert torch.autograd.gradgradcheck(fn, (v, x))
+
+
+def test_values_gradient_is_sparse_and_matches_dense():
+    g = random_graph()
+    v = torch.randn(g.num_edges, dtype=D, requires_grad=True)
+    x = torch.randn(g.num_nodes, 4, dtype=D)
+    w = torch.randn(g.num_nodes, 4, dtype=D)
+    (spmm(g, v, x) * w).sum().backward()
+    ref = (w @ x.T)[g.row, g.col]  # d/dA_ij of sum(w * (A x)) = <w_i, x_j>
+    assert v.grad.shape == (g.num_edges,)
+    torch.testing.assert_close(v.grad, ref)
+
+
+def test_sddmm_matches_dense_and_gradcheck():
+    g = random_graph()
+    a, b = torch.randn(g.num_nodes, 6, dtype=D, requires_grad=True), torch.randn(g.num_nodes, 6, dtype=D, requires_grad=True)
+    torch.testing.assert_close(sddmm(g, a, b), (a @ b.T)[g.row, g.col])
+    assert torch.autograd.gradcheck(lambda a, b: sddmm(g, a, b), (a, b))
+    ah, bh = torch.randn(g.num_nodes, 2, 3, dtype=D), torch.randn(g.num_nodes, 2, 3, dtype=D)
+    torch.testing.assert_close(sddmm(g, ah, bh), torch.einsum("ihd,jhd->hij", ah, bh)[:, g.row, g.col].T)
+
+
+@pytest.mark.parametrize("heads", [None, 4])
+def test_edge_softmax_matches_dense_with_empty_rows(heads):
+    g = random_graph(n=15, isolated=3)
+    assert (g.degree() == 0).sum() >= 3
+    s = torch.randn((g.num_edges,) if heads is None else (g.num_edges, heads), dtype=D) * 30  # large: stability
+    out = edge_softmax(g, s)
+    ref = dense_row_softmax(g, dense(g, s))
+    torch.testing.assert_close(out, ref if heads is None else ref.T)
+    sums = torch.zeros((g.num_nodes,) + s.shape[1:], dtype=D).index_add_(0, g.row, out)
+    torch.testing.assert_close(sums[g.degree() > 0], torch.ones_like(sums[g.degree() > 0]))
+    assert torch.isfinite(out).all()
+
+
+def test_edge_softmax_gradcheck_and_double_backward():
+    g = random_graph(n=8, m=20)
+    s = torch.randn(g.num_edges, 2, dtype=D, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: edge_softmax(g, s), (s,))
+    assert torch.autograd.gradgradcheck(lambda s: edge_softmax(g, s), (s,))
+
+
+def test_edge_squareplus_matches_dense_and_gradcheck():
+    g = random_graph()
+    s = torch.randn(g.num_edges, dtype=D, requires_grad=True)
+    torch.testing.assert_close(edge_squareplus(g, s), dense_squareplus(g, s))
+    assert torch.autograd.gradcheck(lambda s: edge_squareplus(g, s), (s,))
+
+
+def test_one_node_graph():
+    import beltrami
+
+    g = beltrami.Graph.from_edge_index(torch.tensor([[0], [0]]), 1)
+    assert spmm(g, torch.tensor([2.0]), torch.tensor([[3.0]])).item() == 6.0
+    assert edge_softmax(g, torch.tensor([5.0])).item() == 1.0
+
+
+def test_clear_errors():
+    g = random_graph()
+    v, x = torch.randn(g.num_edges), torch.randn(g.num_nodes, 4)
+    with pytest.raises(ValueError, match=r"values must have shape \[E\].*E = "):
+        spmm(g, v[:-1], x, validate=True)
+    with pytest.raises(ValueError, match="x must have shape"):
+        spmm(g, v, x[:-1], validate=True)
+    with pytest.raises(ValueError, match=r"\[N, H=2, D\]"):
+        spmm(g, torch.randn(g.num_edges, 2), torch.randn(g.num_nodes, 3, 4), validate=True)
+    with pytest.raises(TypeError, match="same dtype"):
+        spmm(g, v.double(), x, validate=True)
+    with pytest.raises(ValueError, match="one device"):
+        spmm(g, v.to("meta"), x, validate=True)
+    bad = v.clone()
+    bad[3] = float("nan")
+    with pytest.raises(ValueError, match="values holds 1 non-finite"):
+        spmm(g, bad, x, validate=True)
+    with pytest.raises(ValueError, match="unknown sparse backend 'cusparse'"):
+        spmm(g, v, x, backend="cusparse")
+    with pytest.raises(ValueError, match="scores must have shape"):
+        edge_softmax(g, torch.randn(3))
+    with pytest.raises(ImportError, match="pyg_lib"):
+        spmm(g, v, x, backend="pyg_lib")
