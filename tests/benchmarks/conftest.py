@@ -1,0 +1,32 @@
+"""Shared fixtures of the pytest-benchmark micro-benchmarks (run: python -m pytest -m benchmark tests/benchmarks)."""
+import pytest
+import torch
+
+import beltrami
+from beltrami.bench.measure import memory_bandwidth
+
+SIZES = {"20k": dict(num_nodes=20_000, num_edges=100_000), "arxiv": None}
+
+
+@pytest.fixture(scope="session")
+def bandwidth() -> float:
+    """This machine's copy bandwidth (bytes/s), measured once per session."""
+    return memory_bandwidth()
+
+
+@pytest.fixture(scope="session", params=list(SIZES))
+def graph(request) -> beltrami.Graph:
+    """n=20,000 with E~200,000 directed edges, or the ogbn-arxiv-sized CSBM (169,343 nodes, ~2.3M edges)."""
+    spec = SIZES[request.param]
+    if spec is None:
+        return beltrami.load_dataset("synthetic-arxiv", lcc=False).graph
+    return beltrami.load_dataset("synthetic", lcc=False, num_classes=10, num_features=8, **spec).graph
+
+
+def record(benchmark, bandwidth: float, nbytes: int, **info) -> None:
+    """Attach the byte model, the achieved bandwidth and its fraction of the copy bandwidth."""
+    seconds = benchmark.stats.stats.median
+    benchmark.extra_info.update(info)
+    benchmark.extra_info.update(bytes=nbytes, achieved_GBps=nbytes / seconds / 1e9,
+                                machine_GBps=bandwidth / 1e9, fraction_of_bandwidth=nbytes / seconds / bandwidth)
+    torch.manual_seed(0)
