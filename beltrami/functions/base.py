@@ -2,7 +2,7 @@
 tensors as (non-persistent) buffers, a sparse kernel choice, and the initial state for source terms."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -10,6 +10,23 @@ from torch import Tensor, nn
 from ..graph import Graph
 from ..sparse.spmm import backend_id
 from ..validation import check_features
+
+
+class LinearOperator(NamedTuple):
+    """The affine form ``f(t, z) = L z + c`` of a function at a linearisation point, for implicit schemes.
+
+    ``apply(v, tensors)``: ``L v`` computed from ``tensors`` (the non-parameter tensors ``L`` depends on, such
+    as frozen attention values), so an adjoint can rebind them to detached leaves; ``constant``: ``c`` (None
+    for zero); ``symmetric``: whether ``L`` is symmetric (then CG applies).
+    """
+
+    apply: Callable[[Tensor, Tuple[Tensor, ...]], Tensor]
+    tensors: Tuple[Tensor, ...]
+    constant: Optional[Tensor]
+    symmetric: bool
+
+    def matvec(self, v: Tensor) -> Tensor:
+        return self.apply(v, self.tensors)
 
 
 class GraphODEFunction(nn.Module):

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..graph import Graph
 from .attention import EdgeAttention
-from .base import GraphODEFunction
+from .base import GraphODEFunction, LinearOperator
 
 
 class _AttentionDiffusion(GraphODEFunction):
@@ -58,16 +58,23 @@ class _AttentionDiffusion(GraphODEFunction):
         a = self.attention(z, self.crow, self.col, self.row, self.t_crow, self.t_col, self.t_perm, self.t_perm_inv)
         return a.mean(dim=1)
 
-    def _diffuse(self, values: Tensor, z: Tensor) -> Tensor:
+    def _linear(self, values: Tensor, z: Tensor) -> Tensor:
+        """``sigma(alpha) (A z - z)``, the part of f that is linear in z for fixed attention values."""
         f = self._spmm(values, z) - z
         alpha = torch.sigmoid(self.alpha_train)
         if self.separate_diffusivity:
-            f = torch.cat([alpha[0] * f[:, : self.pos_dim], alpha[1] * f[:, self.pos_dim:]], dim=1)
-        else:
-            f = alpha[0] * f
+            return torch.cat([alpha[0] * f[:, : self.pos_dim], alpha[1] * f[:, self.pos_dim:]], dim=1)
+        return alpha[0] * f
+
+    def _diffuse(self, values: Tensor, z: Tensor) -> Tensor:
+        f = self._linear(values, z)
         if self.add_source:
             f = f + self.beta_train * self.z0
         return f
+
+    def _operator(self, values: Tensor) -> LinearOperator:
+        constant = self.beta_train * self.z0 if self.add_source else None
+        return LinearOperator(lambda v, ts: self._linear(ts[0], v), (values,), constant, False)
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, pos_dim={self.pos_dim}, separate_diffusivity={self.separate_diffusivity}, "
@@ -97,6 +104,11 @@ class BeltramiDiffusion(_AttentionDiffusion):
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         return self._diffuse(self.attention_values(z), z)
 
+    @torch.jit.ignore
+    def linear_operator(self, t: Tensor, z: Tensor) -> LinearOperator:
+        """Linearly implicit form: the attention evaluated at ``z`` (the start of a step), then linear."""
+        return self._operator(self.attention_values(z))
+
 
 class FrozenAttentionDiffusion(_AttentionDiffusion):
     r"""Diffusion with the attention frozen at ``z(0)``: ``f(t, z) = sigma(alpha) (A z - z) [+ beta z(0)]``,
@@ -122,3 +134,8 @@ class FrozenAttentionDiffusion(_AttentionDiffusion):
         if self.values.shape[0] != self.col.shape[0]:
             raise RuntimeError("FrozenAttentionDiffusion: call set_initial(z0) before evaluating f(t, z)")
         return self._diffuse(self.values, z)
+
+    @torch.jit.ignore
+    def linear_operator(self, t: Tensor, z: Tensor) -> LinearOperator:
+        """Exact: ``f`` is affine in ``z`` with the frozen attention."""
+        return self._operator(self.values)

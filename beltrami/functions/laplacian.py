@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..graph import Graph
 from ..validation import check_choice, check_finite
-from .base import GraphODEFunction
+from .base import GraphODEFunction, LinearOperator
 
 NORMS = ("sym", "rw", "none")
 
@@ -59,12 +59,24 @@ class LaplacianDiffusion(GraphODEFunction):
         self.norm = norm
         self.alpha = float(alpha)
         self.register_buffer("values", normalised_weights(graph, weights, norm), persistent=False)
+        self.symmetric = self._is_symmetric()
         self.reset_parameters()
 
     def set_graph(self, graph: Graph, weights: Optional[Tensor] = None) -> None:
         """Use ``graph`` (and its ``weights``, default ones) from now on, normalised as before."""
         self._set_csr(graph)
         self.values = normalised_weights(graph.to(self.crow.device), weights, self.norm)
+        self.symmetric = self._is_symmetric()
+
+    def _is_symmetric(self) -> bool:
+        return bool(torch.equal(self.crow, self.t_crow) and torch.equal(self.col, self.t_col)
+                    and torch.allclose(self.values, self.values[self.t_perm]))
+
+    @torch.jit.ignore
+    def linear_operator(self, t: Tensor, z: Tensor) -> LinearOperator:
+        """``f(z) = L z`` with ``L = alpha (A - I)``: no constant; symmetric for ``sym`` on a symmetric graph."""
+        values = self.values.to(z.dtype)
+        return LinearOperator(lambda v, ts: self.alpha * (self._spmm(values, v) - v), (), None, self.symmetric)
 
     def reset_parameters(self) -> None:
         """No learnable parameters."""

@@ -1,0 +1,144 @@
+"""`solve`: the one entry point. The function, the scheme, step-size control and the backprop mode are
+separate choices; statistics come back in ``Solution.stats``."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional, Sequence
+
+import torch
+import torchdiffeq
+from torch import Tensor, nn
+
+from ..validation import check_choice, check_finite, check_options
+from .base import get_scheme
+from .implicit import integrate_theta
+from .adjoint import adjoint_with_history
+from .solution import CountedFunction, Solution, SolverError
+
+# torchdiffeq warns that fixed-grid solvers ignore the accept/reject-step callbacks every counted function
+# has; that is expected (they take no rejected steps). Also raised in backward, so filtered module-wide.
+warnings.filterwarnings("ignore", message="Solver '.*' does not support callbacks")
+
+BACKPROP = ("direct", "adjoint")
+KRYLOV_CHOICES = ("auto", "cg", "bicgstab")
+OPTIONS = ("adjoint_scheme", "adjoint_rtol", "adjoint_atol", "adjoint_step_size", "krylov", "krylov_tol",
+           "krylov_max_iter", "t0", "validate")
+
+
+def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", step_size: Optional[float] = None,
+          rtol: Optional[float] = None, atol: Optional[float] = None, backprop: str = "direct",
+          max_steps: int = 10_000, t_eval: Optional[Sequence[float]] = None, **options: Any) -> Solution:
+    """Integrate ``dz/dt = func(t, z)`` from ``t0`` (default 0) to ``t1``.
+
+    Args:
+        func: any ``nn.Module`` computing ``f(t, z)``; if it has ``set_initial(z0)`` (source terms, frozen
+            attention) that is called first.
+        z0: initial state ``[N, D]`` (any shape for explicit/adaptive schemes).
+        t1: end time (> t0).
+        scheme: ``euler``, ``rk4`` (fixed step), ``dopri5``, ``bosh3`` (adaptive), ``implicit_euler``,
+            ``crank_nicolson`` (implicit; need ``func.linear_operator``). Aliases: see ``SCHEMES``.
+        step_size: step of fixed-step and implicit schemes (required there).
+        rtol, atol: tolerances of adaptive schemes (default 1e-7 and 1e-9, torchdiffeq's).
+        backprop: ``direct`` (autograd through the steps) or ``adjoint`` (torchdiffeq's continuous adjoint
+            for explicit/adaptive schemes, a discrete adjoint for implicit ones).
+        max_steps: more steps than this raise :class:`SolverError`.
+        t_eval: times in (t0, t1] at which to also return the state (``Solution.zs``, ``Solution.at``).
+        options: ``adjoint_scheme``/``adjoint_rtol``/``adjoint_atol``/``adjoint_step_size`` (backward
+            solve; default the forward's), ``krylov`` (``auto``, ``cg``, ``bicgstab``), ``krylov_tol``
+            (default 1e-8 in float64, 1e-5 in float32), ``krylov_max_iter`` (200), ``t0`` (0.0),
+            ``validate`` (check ``z0``; default True).
+
+    Returns:
+        :class:`Solution` with ``z`` (state at ``t1``), ``zs`` at ``ts`` and ``stats``.
+
+    Raises:
+        ValueError: unknown scheme, backprop mode or option (listing the valid ones), missing step size.
+        SolverError: step-size underflow, a non-finite state, too many steps, a failed linear solve.
+    """
+    check_options(options, OPTIONS, "solve option(s)")
+    cls = get_scheme(scheme)
+    check_choice(backprop, BACKPROP, "backprop mode")
+    if not isinstance(func, nn.Module):
+        raise TypeError(f"func must be an nn.Module computing f(t, z), got {type(func).__name__}")
+    if not isinstance(z0, Tensor) or not z0.is_floating_point():
+        raise TypeError("z0 must be a floating-point tensor")
+    if options.get("validate", True):
+        check_finite(z0, "z0")
+    t0 = float(options.get("t0", 0.0))
+    t1 = float(t1)
+    if not t1 > t0:
+        raise ValueError(f"t1 must be greater than t0={t0}, got {t1}")
+    ts = sorted(set([float(t) for t in (t_eval or [])] + [t1]))
+    if ts[0] <= t0 or ts[-1] > t1:
+        raise ValueError(f"t_eval must lie in (t0, t1] = ({t0}, {t1}], got {list(t_eval or [])}")
+    ts = [t0] + ts
+    fixed = not cls.adaptive
+    if fixed and (step_size is None or step_size <= 0):
+        raise ValueError(f"scheme {cls.name} needs step_size > 0, got {step_size}")
+    if cls.adaptive and step_size is not None:
+        raise ValueError(f"scheme {cls.name} is adaptive: give rtol/atol, not step_size")
+    if (rtol is not None or atol is not None) and not cls.adaptive:
+        raise ValueError(f"rtol/atol apply to adaptive schemes only, not {cls.name}")
+
+    if hasattr(func, "set_initial"):
+        func.set_initial(z0)
+    counter = CountedFunction(func, cls.name)
+    extra = {"linear_iterations": 0, "adjoint_linear_iterations": 0, "adjoint_steps": 0}
+
+    if cls.implicit:
+        krylov = options.get("krylov", "auto")
+        check_choice(krylov, KRYLOV_CHOICES, "krylov method")
+        tol = options.get("krylov_tol", 1e-8 if z0.dtype == torch.float64 else 1e-5)
+        z, states = integrate_theta(cls, counter, z0, ts, float(step_size), backprop == "adjoint", krylov, tol,
+                                    int(options.get("krylov_max_iter", 200)), max_steps, extra)
+        zs = torch.stack(states)
+    else:
+        zs = _torchdiffeq(cls, counter, z0, ts, step_size, rtol, atol, backprop, max_steps, options)
+        z = zs[-1]
+    sol = Solution(z=z, ts=torch.tensor(ts[1:], dtype=torch.float64), zs=zs[1:], scheme=cls.name,
+                   backprop=backprop, counter=counter, extra=extra)
+    sol._nfe_forward = counter.forward_calls
+    return sol
+
+
+def _torchdiffeq(cls, counter: CountedFunction, z0: Tensor, ts, step_size, rtol, atol, backprop: str,
+                 max_steps: int, options) -> Tensor:
+    t = torch.tensor(ts, dtype=torch.float64 if z0.dtype == torch.float64 else torch.float32, device=z0.device)
+    rtol = 1e-7 if rtol is None else rtol
+    atol = 1e-9 if atol is None else atol
+    if cls.adaptive:
+        solver_options = {"max_num_steps": max_steps}
+        kwargs = dict(rtol=rtol, atol=atol)
+    else:
+        steps = sum(int(torch.ceil(torch.tensor((b - a) / step_size - 1e-9))) for a, b in zip(ts[:-1], ts[1:]))
+        if steps > max_steps:
+            raise SolverError(f"{cls.name}: {steps} steps of size {step_size} exceed max_steps={max_steps}")
+        solver_options = {"step_size": step_size}
+        kwargs = {}
+    return _run(cls, counter, z0, t, solver_options, kwargs, backprop, max_steps, step_size, rtol, atol, options)
+
+
+def _run(cls, counter, z0, t, solver_options, kwargs, backprop, max_steps, step_size, rtol, atol, options):
+    try:
+        if backprop == "direct":
+            return torchdiffeq.odeint(counter, z0, t, method=cls.method, options=solver_options, **kwargs)
+        adj = get_scheme(options.get("adjoint_scheme", cls.name))
+        if adj.implicit:
+            raise ValueError("adjoint_scheme must be explicit or adaptive for a torchdiffeq adjoint")
+        adj_options = ({"max_num_steps": max_steps} if adj.adaptive else
+                       {"step_size": options.get("adjoint_step_size", step_size)})
+        if not adj.adaptive and adj_options["step_size"] is None:
+            raise ValueError(f"adjoint_scheme {adj.name} needs adjoint_step_size")
+        adjoint_kwargs = dict(method=cls.method, options=solver_options, adjoint_method=adj.method,
+                              adjoint_options=adj_options, adjoint_rtol=options.get("adjoint_rtol", rtol),
+                              adjoint_atol=options.get("adjoint_atol", atol), **kwargs)
+        return adjoint_with_history(counter, z0, t, adjoint_kwargs)
+    except AssertionError as err:
+        msg = str(err)
+        where = f"at t={counter.last_t:.6g}, step {counter.last_dt:.3g}" if counter.last_t is not None else ""
+        if "underflow" in msg:
+            raise SolverError(f"{cls.name}: step-size underflow {where}: the problem is too stiff for this "
+                              "scheme at these tolerances (try an implicit scheme)") from err
+        if "max_num_steps" in msg:
+            raise SolverError(f"{cls.name}: more than max_steps={max_steps} steps {where}") from err
+        raise SolverError(f"{cls.name}: {msg} {where}") from err
