@@ -10,7 +10,17 @@ from .datasets import (
     MissingFileError,
     load_dataset,
 )
+from .functions import (
+    BeltramiDiffusion,
+    EdgeAttention,
+    FrozenAttentionDiffusion,
+    LaplacianDiffusion,
+    compile_function,
+)
 from .graph import Graph
+from .regularization import Regularization
+from .solvers import SCHEMES, Solution, SolverError, solve
+from .sparse import edge_softmax, spmm
 from .version import __version__
 
 __all__ = [
@@ -22,4 +32,16 @@ __all__ = [
     "MissingFileError",
     "ChecksumError",
     "CorruptFileError",
+    "spmm",
+    "edge_softmax",
+    "EdgeAttention",
+    "BeltramiDiffusion",
+    "FrozenAttentionDiffusion",
+    "LaplacianDiffusion",
+    "compile_function",
+    "solve",
+    "Solution",
+    "SolverError",
+    "SCHEMES",
+    "Regularization",
 ]

@@ -118,6 +118,17 @@ class Solution:
             s["adjoint_linear_iterations"] = int(self.extra.get("adjoint_linear_iterations", 0))
         return s
 
+    @property
+    def regularization(self) -> Dict[str, Tensor]:
+        """The integrated RNODE terms ``kinetic`` and ``jacobian`` (scalars, differentiable) and ``loss``,
+        their weighted sum; zeros when no regularisation was asked for."""
+        terms = self.extra.get("regularization")
+        if terms is None:
+            zero = self.z.new_zeros(())
+            return {"kinetic": zero, "jacobian": zero, "loss": zero}
+        w = self.extra["regularization_weights"]
+        return {**terms, "loss": w.kinetic * terms["kinetic"] + w.jacobian * terms["jacobian"]}
+
     def at(self, t: float) -> Tensor:
         """The state at a requested time ``t`` (one of ``ts``)."""
         hits = (self.ts - t).abs() <= 1e-9 * max(1.0, abs(t))

@@ -9,6 +9,7 @@ import torch
 import torchdiffeq
 from torch import Tensor, nn
 
+from ..regularization import AugmentedDynamics, Regularization, hutchinson_noise
 from ..validation import check_choice, check_finite, check_options
 from .base import get_scheme
 from .implicit import integrate_theta
@@ -22,7 +23,7 @@ warnings.filterwarnings("ignore", message="Solver '.*' does not support callback
 BACKPROP = ("direct", "adjoint")
 KRYLOV_CHOICES = ("auto", "cg", "bicgstab")
 OPTIONS = ("adjoint_scheme", "adjoint_rtol", "adjoint_atol", "adjoint_step_size", "krylov", "krylov_tol",
-           "krylov_max_iter", "t0", "validate")
+           "krylov_max_iter", "t0", "validate", "regularization")
 
 
 def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", step_size: Optional[float] = None,
@@ -46,7 +47,9 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
         options: ``adjoint_scheme``/``adjoint_rtol``/``adjoint_atol``/``adjoint_step_size`` (backward
             solve; default the forward's), ``krylov`` (``auto``, ``cg``, ``bicgstab``), ``krylov_tol``
             (default 1e-8 in float64, 1e-5 in float32), ``krylov_max_iter`` (200), ``t0`` (0.0),
-            ``validate`` (check ``z0``; default True).
+            ``validate`` (check ``z0``; default True), ``regularization`` (a
+            :class:`~beltrami.regularization.Regularization`: RNODE kinetic / Jacobian terms integrated as
+            augmented state, explicit and adaptive schemes; read them from ``Solution.regularization``).
 
     Returns:
         :class:`Solution` with ``z`` (state at ``t1``), ``zs`` at ``ts`` and ``stats``.
@@ -82,7 +85,13 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
 
     if hasattr(func, "set_initial"):
         func.set_initial(z0)
-    counter = CountedFunction(func, cls.name)
+    reg = options.get("regularization") or Regularization()
+    if not isinstance(reg, Regularization):
+        raise TypeError(f"regularization must be a beltrami.regularization.Regularization, got {type(reg).__name__}")
+    if reg.active and cls.implicit:
+        raise ValueError(f"regularization needs an explicit or adaptive scheme, not {cls.name}")
+    aug = AugmentedDynamics(func, z0.shape, reg, hutchinson_noise(z0, reg)) if reg.active else None
+    counter = CountedFunction(func if aug is None else aug, cls.name)
     extra = {"linear_iterations": 0, "adjoint_linear_iterations": 0, "adjoint_steps": 0}
 
     if cls.implicit:
@@ -92,6 +101,12 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
         z, states = integrate_theta(cls, counter, z0, ts, float(step_size), backprop == "adjoint", krylov, tol,
                                     int(options.get("krylov_max_iter", 200)), max_steps, extra)
         zs = torch.stack(states)
+    elif aug is not None:
+        flat = _torchdiffeq(cls, counter, aug.pack(z0), ts, step_size, rtol, atol, backprop, max_steps, options)
+        zs = flat[:, : aug.numel].reshape(len(ts), *z0.shape)
+        z = zs[-1]
+        extra["regularization"] = {"kinetic": flat[-1, aug.numel], "jacobian": flat[-1, aug.numel + 1]}
+        extra["regularization_weights"] = reg
     else:
         zs = _torchdiffeq(cls, counter, z0, ts, step_size, rtol, atol, backprop, max_steps, options)
         z = zs[-1]
