@@ -28,7 +28,7 @@ from ..functions.base import LinearOperator
 from .adjoint import LinearSolve
 from .base import Scheme, register
 from .krylov import KRYLOV, solve_or_raise
-from .solution import CountedFunction, SolverError
+from .solution import CountedFunction, SolverError, _CountBackward
 
 
 class Theta(Scheme):
@@ -65,7 +65,10 @@ def _operator(counter: CountedFunction, t: Tensor, z: Tensor) -> LinearOperator:
 
     def counted(v: Tensor, tensors) -> Tensor:
         counter.forward_calls += 1
-        return op.apply(v, tensors)
+        out = op.apply(v, tensors)
+        if torch.is_grad_enabled() and out.requires_grad:
+            out = _CountBackward.apply(out, counter)
+        return out
 
     return op._replace(apply=counted)
 
