@@ -20,7 +20,9 @@ from .functions import (
 from .graph import Graph
 from .regularization import Regularization
 from .solvers import SCHEMES, Solution, SolverError, solve
+from .models import BLEND, GAT, GCN
 from .sparse import edge_softmax, spmm
+from .training import FitConfig, FitResult, fit
 from .version import __version__
 
 __all__ = [
@@ -44,4 +46,10 @@ __all__ = [
     "SolverError",
     "SCHEMES",
     "Regularization",
+    "BLEND",
+    "GCN",
+    "GAT",
+    "fit",
+    "FitConfig",
+    "FitResult",
 ]

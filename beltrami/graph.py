@@ -294,6 +294,15 @@ class Graph:
         node_map = (labels == int(torch.argmax(sizes))).nonzero().flatten()
         return self.subgraph(node_map), node_map
 
+    def fingerprint(self) -> str:
+        """sha256 of the CSR arrays: a key for caches of things computed from this graph."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(self.crow.cpu().numpy().tobytes())
+        h.update(self.col.cpu().numpy().tobytes())
+        return h.hexdigest()
+
     # ------------------------------------------------------------------ dunder
     def __repr__(self) -> str:
         return f"Graph(num_nodes={self.num_nodes}, num_edges={self.num_edges})"

@@ -1,0 +1,5 @@
+"""Positional encodings (personalised PageRank, DeepWalk, hyperbolic) and graph rewiring (DIGL, kNN)."""
+from .knn import knn_graph
+from .ppr import PPRResult, ppr, ppr_graph
+
+__all__ = ["ppr", "ppr_graph", "PPRResult", "knn_graph"]

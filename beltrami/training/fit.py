@@ -1,0 +1,197 @@
+"""`fit()`: train and evaluate a model on a dataset, over one or several seeds.
+
+Protocol: full-batch training with cross-entropy on the training nodes; after every epoch the model is
+evaluated; the weights of the best validation accuracy are kept, and the reported accuracies are those of
+that epoch (optionally stopping after ``patience`` epochs without improvement).
+"""
+from __future__ import annotations
+
+import copy
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor, nn
+
+from ..bench.measure import peak_rss_bytes
+from ..datasets import Dataset, load_dataset
+from ..functions import compile_function
+from ..graph import Graph
+from ..models import BLEND, GAT, GCN
+from ..regularization import Regularization
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import FitConfig
+from .data import as_dataset
+from .positional import positional_coordinates, rewired_graph
+from .result import FitResult, RunResult
+
+EpochCallback = Callable[[int, Dict[str, float]], None]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]) -> nn.Module:
+    """The model ``cfg.model`` for ``ds``, diffusing on ``graph`` with coordinates ``pos``."""
+    f, c = ds.num_features, ds.num_classes
+    if cfg.model == "gcn":
+        return GCN(f, c, ds.graph, hidden=cfg.hidden, dropout=cfg.dropout or 0.5)
+    if cfg.model == "gat":
+        return GAT(f, c, ds.graph, dropout=cfg.dropout or 0.6)
+    solver_options = {k: v for k, v in (("adjoint_scheme", cfg.adjoint_scheme), ("adjoint_rtol", cfg.adjoint_rtol),
+                                        ("adjoint_atol", cfg.adjoint_atol)) if v is not None}
+    reg = Regularization(cfg.kinetic, cfg.jacobian) if (cfg.kinetic or cfg.jacobian) else None
+    model = BLEND(f, c, graph, pos_channels=0 if pos is None else pos.shape[1], hidden_features=cfg.hidden,
+                  hidden_pos=cfg.pos_dim, heads=cfg.heads, attention_dim=cfg.attention_dim,
+                  attention_kind=cfg.attention_kind, normalisation=cfg.normalisation,
+                  attention_init=cfg.attention_init, frozen=cfg.frozen, add_source=cfg.add_source,
+                  separate_diffusivity=cfg.separate_diffusivity, time=cfg.time, scheme=cfg.scheme,
+                  step_size=cfg.step_size, rtol=cfg.rtol, atol=cfg.atol, backprop=cfg.backprop,
+                  input_dropout=cfg.input_dropout, dropout=cfg.dropout, regularization=reg,
+                  solver_options={"max_steps": cfg.max_steps, **solver_options})
+    if cfg.compile != "eager":
+        model.function = compile_function(model.function, cfg.compile)
+    return model
+
+
+def make_optimizer(cfg: FitConfig, params) -> torch.optim.Optimizer:
+    cls = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "rmsprop": torch.optim.RMSprop,
+           "sgd": torch.optim.SGD}[cfg.optimizer]
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _accuracies(logits: Tensor, ds: Dataset) -> Tuple[float, float, float]:
+    pred = logits.argmax(1)
+    return tuple(float((pred[m] == ds.y[m]).float().mean()) if bool(m.any()) else 0.0
+                 for m in (ds.train_mask, ds.val_mask, ds.test_mask))
+
+
+def _nfe(model: nn.Module) -> Tuple[int, int]:
+    sol = getattr(model, "last_solution", None)
+    if sol is None:
+        return 0, 0
+    s = sol.stats
+    return s["nfe_forward"], s["nfe_backward"]
+
+
+def _reg_loss(model: nn.Module) -> Tensor:
+    sol = getattr(model, "last_solution", None)
+    return sol.regularization["loss"] if sol is not None else torch.zeros(())
+
+
+def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], seed: int, run: int,
+              progress: Optional[Progress], on_epoch: Optional[EpochCallback]) -> Tuple[RunResult, int]:
+    """One seed of training; returns its result and the model's parameter count."""
+    seed_everything(seed)
+    device = torch.device(cfg.device)
+    model = build_model(cfg, ds, graph, pos).to(device)
+    opt = make_optimizer(cfg, model.parameters())
+    x, y = ds.x.to(device), ds.y.to(device)
+    train_mask = ds.train_mask.to(device)
+    pos = None if pos is None else pos.to(device)
+    state = {"epoch": 0, "history": [], "best": None}
+    ckpt = None if cfg.checkpoint_dir is None else Path(cfg.checkpoint_dir) / f"run{run}-seed{seed}.pt"
+    if cfg.resume and ckpt is not None and ckpt.exists():
+        state = load_checkpoint(ckpt, model, opt)
+    task = progress.add_task(f"{cfg.model} seed {seed}", total=cfg.epochs, completed=state["epoch"],
+                             info="") if progress else None
+    best = state["best"]
+    for epoch in range(state["epoch"], cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        opt.zero_grad()
+        logits = model(x, pos)
+        loss = F.cross_entropy(logits[train_mask], y[train_mask]) + _reg_loss(model)
+        loss.backward()
+        opt.step()
+        nfe_f, nfe_b = _nfe(model)
+        seconds = time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            tr, va, te = _accuracies(model(x, pos).cpu(), ds)
+        record = {"epoch": epoch, "loss": float(loss.detach()), "train_acc": tr, "val_acc": va, "test_acc": te,
+                  "nfe_forward": nfe_f, "nfe_backward": nfe_b, "seconds": seconds}
+        state["history"].append(record)
+        if best is None or va > best["val_acc"]:
+            best = {**record, "state_dict": copy.deepcopy(model.state_dict())}
+        state["best"], state["epoch"] = best, epoch + 1
+        if task is not None:
+            progress.update(task, advance=1, info=f"loss {record['loss']:.3f} val {va:.3f} test {te:.3f} "
+                            f"NFE {nfe_f}/{nfe_b} {seconds:.2f}s")
+        if ckpt is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
+            save_checkpoint(ckpt, model, opt, state)
+        if on_epoch is not None:
+            on_epoch(epoch, record)
+        if cfg.patience is not None and epoch - best["epoch"] >= cfg.patience:
+            break
+    model.load_state_dict(best["state_dict"])
+    hist = state["history"]
+    result = RunResult(seed=seed, best_epoch=best["epoch"], train_acc=best["train_acc"], val_acc=best["val_acc"],
+                       test_acc=best["test_acc"],
+                       seconds_per_epoch=float(np.mean([h["seconds"] for h in hist])),
+                       nfe_forward=[h["nfe_forward"] for h in hist], nfe_backward=[h["nfe_backward"] for h in hist],
+                       history=hist)
+    return result, sum(p.numel() for p in model.parameters())
+
+
+def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: Optional[str] = None,
+        on_epoch: Optional[EpochCallback] = None, output: Optional[str] = None, **config: Any) -> FitResult:
+    """Train ``config['model']`` (default BLEND) on ``data`` and evaluate it.
+
+    Args:
+        data: a dataset name (``"cora"``), a :class:`~beltrami.Dataset`, a PyG ``Data`` (``x``, ``y``,
+            ``edge_index``, masks), or a tuple ``(edge_index, x, y, (train_mask, val_mask, test_mask))``.
+        preset: ``fast``, ``paper`` or ``paper-beltrami`` (see :mod:`beltrami.training.config`); the
+            keyword options override it.
+        root: data root for named datasets.
+        on_epoch: called as ``on_epoch(epoch, record)`` after every epoch.
+        output: write the result there as JSON (atomically).
+        config: any :class:`~beltrami.training.config.FitConfig` field; an unknown key raises ValueError.
+
+    Returns:
+        :class:`FitResult` with mean ± std over the seeds (``runs=N`` or ``seeds=[...]``). For random
+        splits each seed also draws its own split, as in the paper's protocol.
+    """
+    name = data if isinstance(data, str) else getattr(data, "name", None)
+    from ..datasets.load import canonical_name
+
+    dataset_key = canonical_name(name) if isinstance(name, str) and _is_known(name) else name
+    cfg = FitConfig.build(dataset_key, preset, **config)
+    seeds = cfg.run_seeds()
+    runs = []
+    params = 0
+    show = cfg.progress
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=False,
+                        disable=not show)
+    with progress:
+        for run, seed in enumerate(seeds):
+            ds = as_dataset(data, cfg, seed, root)
+            pos = positional_coordinates(cfg, ds)
+            graph = rewired_graph(cfg, ds, pos)
+            result, params = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch)
+            runs.append(result)
+    peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
+    out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict())
+    if output is not None:
+        out.save(output)
+    return out
+
+
+def _is_known(name: str) -> bool:
+    from ..datasets.load import canonical_name
+
+    try:
+        canonical_name(name)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,57 @@
+"""Positional coordinates and the diffusion graph of a training run, computed once and cached on disk."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from ..cache import cache_key, cached
+from ..datasets import Dataset
+from ..encodings import knn_graph, ppr, ppr_graph
+from ..graph import Graph
+
+
+def _ppr_matrix(ds: Dataset, alpha: float, topk: int, show: bool) -> sp.csr_matrix:
+    key = cache_key("ppr", ds.graph.fingerprint(), alpha, topk)
+
+    def compute():
+        m = ppr(ds.graph, alpha, topk=topk, show_progress=show).matrix
+        return {"indptr": torch.from_numpy(m.indptr.astype(np.int64)), "indices": torch.from_numpy(m.indices.astype(np.int64)),
+                "data": torch.from_numpy(m.data.astype(np.float32))}
+
+    d = cached("ppr", key, compute)
+    n = ds.num_nodes
+    return sp.csr_matrix((d["data"].numpy(), d["indices"].numpy(), d["indptr"].numpy()), shape=(n, n))
+
+
+def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
+    """``None``, top-k PPR rows as a sparse CSR tensor ``[N, N]``, or dense DeepWalk embeddings ``[N, d]``."""
+    if cfg.model in ("gcn", "gat") or cfg.pos_encoding is None:
+        return None
+    if cfg.pos_encoding == "ppr":
+        m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress)
+        return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
+                                       torch.from_numpy(m.indices.astype(np.int64)),
+                                       torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False)
+    from ..encodings import deepwalk  # noqa: F401  (imported lazily: heavier dependencies)
+
+    return deepwalk.deepwalk_embeddings(ds.graph, dim=cfg.deepwalk_dim, seed=cfg.seed, show_progress=cfg.progress)
+
+
+def rewired_graph(cfg, ds: Dataset, pos: Optional[Tensor]) -> Graph:
+    """The graph BLEND diffuses on: the input graph, or its DIGL/kNN rewiring; plus self-loops if asked."""
+    g = ds.graph
+    if cfg.rewire is not None and cfg.model not in ("gcn", "gat"):
+        if cfg.rewire == "ppr" or (pos is not None and pos.layout != torch.strided):
+            # kNN in PPR coordinates is DIGL's top-k PPR graph
+            from ..encodings.ppr import PPRResult
+
+            m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.rewire_k, cfg.progress)
+            g = ppr_graph(PPRResult(m, 0, 0.0, np.zeros(ds.num_nodes)))
+        else:
+            coords = ds.x if pos is None else pos
+            g = knn_graph(coords, cfg.rewire_k, show_progress=cfg.progress)
+    return g.add_self_loops() if cfg.self_loops else g

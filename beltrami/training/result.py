@@ -1,0 +1,111 @@
+"""`FitResult`: what a training run returns and saves (atomically, as JSON), with provenance."""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..atomic import atomic_write_text
+
+
+def versions() -> Dict[str, str]:
+    import numpy
+    import scipy
+    import torch
+
+    from ..version import __version__
+
+    return {"beltrami": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+            "numpy": numpy.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
+
+
+def git_commit() -> Optional[str]:
+    """The commit of the beltrami checkout in use, if it is one (None otherwise)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@dataclass
+class RunResult:
+    """One seed: accuracies at the best-validation epoch and the per-epoch history."""
+
+    seed: int
+    best_epoch: int
+    train_acc: float
+    val_acc: float
+    test_acc: float
+    seconds_per_epoch: float
+    nfe_forward: List[int] = field(default_factory=list)
+    nfe_backward: List[int] = field(default_factory=list)
+    history: List[Dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class FitResult:
+    """Mean and standard deviation over runs of the accuracies (at each run's best validation epoch), NFE
+    per epoch, time, memory, parameter count, the full config, versions and commit."""
+
+    dataset: str
+    model: str
+    train_acc: float
+    val_acc: float
+    test_acc: float
+    train_acc_std: float
+    val_acc_std: float
+    test_acc_std: float
+    seconds_per_epoch: float
+    nfe_forward: float          # mean per training epoch over all runs
+    nfe_backward: float
+    peak_memory_bytes: int
+    num_parameters: int
+    config: Dict[str, Any]
+    runs: List[RunResult]
+    versions: Dict[str, str] = field(default_factory=versions)
+    commit: Optional[str] = field(default_factory=git_commit)
+
+    @classmethod
+    def from_runs(cls, dataset: str, model: str, runs: List[RunResult], peak: int, params: int,
+                  config: Dict[str, Any]) -> "FitResult":
+        def mean_std(values: List[float]):
+            return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+        tr, tr_s = mean_std([r.train_acc for r in runs])
+        va, va_s = mean_std([r.val_acc for r in runs])
+        te, te_s = mean_std([r.test_acc for r in runs])
+        nf = [n for r in runs for n in r.nfe_forward] or [0]
+        nb = [n for r in runs for n in r.nfe_backward] or [0]
+        return cls(dataset, model, tr, va, te, tr_s, va_s, te_s,
+                   statistics.fmean(r.seconds_per_epoch for r in runs), statistics.fmean(nf), statistics.fmean(nb),
+                   peak, params, config, runs)
+
+    @property
+    def history(self) -> List[Dict[str, float]]:
+        """The first run's per-epoch history."""
+        return self.runs[0].history if self.runs else []
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path) -> None:
+        """Write as JSON atomically."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, default=str))
+
+    @classmethod
+    def load(cls, path) -> "FitResult":
+        d = json.loads(Path(path).read_text())
+        d["runs"] = [RunResult(**r) for r in d["runs"]]
+        return cls(**d)
+
+    def summary(self) -> str:
+        return (f"{self.model} on {self.dataset}: test {100 * self.test_acc:.1f} ± {100 * self.test_acc_std:.1f} "
+                f"(val {100 * self.val_acc:.1f}), {len(self.runs)} run(s), {self.seconds_per_epoch:.3f} s/epoch, "
+                f"NFE {self.nfe_forward:.0f}/{self.nfe_backward:.0f}, {self.num_parameters} parameters")
