@@ -89,8 +89,8 @@ def _reg_loss(model: nn.Module) -> Tensor:
 
 
 def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], seed: int, run: int,
-              progress: Optional[Progress], on_epoch: Optional[EpochCallback]) -> Tuple[RunResult, int]:
-    """One seed of training; returns its result and the model's parameter count."""
+              progress: Optional[Progress], on_epoch: Optional[EpochCallback]) -> Tuple[RunResult, nn.Module]:
+    """One seed of training; returns its result and the model with its best-validation weights."""
     seed_everything(seed)
     device = torch.device(cfg.device)
     model = build_model(cfg, ds, graph, pos).to(device)
@@ -140,7 +140,7 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
                        seconds_per_epoch=float(np.mean([h["seconds"] for h in hist])),
                        nfe_forward=[h["nfe_forward"] for h in hist], nfe_backward=[h["nfe_backward"] for h in hist],
                        history=hist)
-    return result, sum(p.numel() for p in model.parameters())
+    return result, model
 
 
 def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: Optional[str] = None,
@@ -168,7 +168,7 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
     cfg = FitConfig.build(dataset_key, preset, **config)
     seeds = cfg.run_seeds()
     runs = []
-    params = 0
+    model = pos = None
     show = cfg.progress
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=False,
@@ -178,10 +178,12 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
             ds = as_dataset(data, cfg, seed, root)
             pos = positional_coordinates(cfg, ds)
             graph = rewired_graph(cfg, ds, pos)
-            result, params = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch)
+            result, model = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch)
             runs.append(result)
     peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
+    params = sum(p.numel() for p in model.parameters())
     out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict())
+    out.trained_model, out.pos = model, pos
     if output is not None:
         out.save(output)
     return out

@@ -71,6 +71,9 @@ class FitResult:
     runs: List[RunResult]
     versions: Dict[str, str] = field(default_factory=versions)
     commit: Optional[str] = field(default_factory=git_commit)
+    # The last run's model with its best-validation weights and its positional coordinates (not saved).
+    trained_model: Any = field(default=None, repr=False, compare=False)
+    pos: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_runs(cls, dataset: str, model: str, runs: List[RunResult], peak: int, params: int,
@@ -93,7 +96,15 @@ class FitResult:
         return self.runs[0].history if self.runs else []
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        model, pos = self.trained_model, self.pos
+        self.trained_model = self.pos = None
+        try:
+            d = asdict(self)
+        finally:
+            self.trained_model, self.pos = model, pos
+        d.pop("trained_model")
+        d.pop("pos")
+        return d
 
     def save(self, path) -> None:
         """Write as JSON atomically."""

@@ -1,0 +1,177 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import beltrami
+from beltrami.solvers import SCHEMES
+from beltrami.training import FitConfig, FitResult
+
+
+def _mlp_accuracy(ds, epochs=200, seed=0):
+    """A feature-only 2-layer MLP trained with the same protocol (best validation epoch)."""
+    torch.manual_seed(seed)
+    mlp = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(ds.num_features, 64), torch.nn.ReLU(),
+                              torch.nn.Dropout(0.5), torch.nn.Linear(64, ds.num_classes))
+    opt = torch.optim.Adam(mlp.parameters(), lr=0.01, weight_decay=5e-4)
+    best = (0.0, 0.0)
+    for _ in range(epochs):
+        mlp.train()
+        opt.zero_grad()
+        F.cross_entropy(mlp(ds.x)[ds.train_mask], ds.y[ds.train_mask]).backward()
+        opt.step()
+        mlp.eval()
+        with torch.no_grad():
+            pred = mlp(ds.x).argmax(1)
+        va = float((pred[ds.val_mask] == ds.y[ds.val_mask]).float().mean())
+        te = float((pred[ds.test_mask] == ds.y[ds.test_mask]).float().mean())
+        best = max(best, (va, te))
+    return best[1]
+
+
+def test_fast_preset_on_cora_beats_a_feature_only_mlp():
+    """BLEND diffuses over the graph: on Cora's public split that is worth >= 10 points over an MLP on
+    the features alone (an MLP gets ~57%, graph models ~80%)."""
+    ds = beltrami.load_dataset("cora")
+    mlp = _mlp_accuracy(ds)
+    res = beltrami.fit("cora", preset="fast", progress=False)
+    assert res.test_acc >= mlp + 0.10, (res.test_acc, mlp)
+    assert res.nfe_forward == 12 and res.nfe_backward == 12  # rk4, T=3, h=1: 3 steps x 4 stages
+    assert res.num_parameters > 0 and res.seconds_per_epoch > 0 and len(res.history) == 60
+
+
+@pytest.fixture(scope="module")
+def small():
+    return beltrami.load_dataset("synthetic", num_nodes=300, num_classes=3, num_features=8, avg_degree=6,
+                                 signal=2.0, seed=1)
+
+
+KW = {"euler": dict(step_size=0.5), "rk4": dict(step_size=0.5), "dopri5": dict(rtol=1e-3, atol=1e-4),
+      "bosh3": dict(rtol=1e-3, atol=1e-4), "implicit_euler": dict(step_size=0.5),
+      "crank_nicolson": dict(step_size=0.5)}
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+@pytest.mark.parametrize("backprop", ["direct", "adjoint"])
+def test_every_scheme_and_backprop_trains(small, scheme, backprop):
+    res = beltrami.fit(small, epochs=3, time=1.0, scheme=scheme, backprop=backprop, progress=False,
+                       heads=2, attention_dim=8, hidden=16, **KW[scheme])
+    assert len(res.history) == 3 and all(torch.isfinite(torch.tensor(h["loss"])) for h in res.history)
+    assert res.history[0]["nfe_forward"] > 0 and res.history[0]["nfe_backward"] > 0
+
+
+@pytest.mark.parametrize("model", ["gcn", "gat", "grand-l", "blend-knn"])
+def test_other_models_train(small, model):
+    res = beltrami.fit(small, model=model, epochs=5, scheme="rk4", step_size=1.0, progress=False, rewire_k=5,
+                       hidden=16, attention_dim=8)
+    assert 0.0 <= res.test_acc <= 1.0 and res.model == model
+
+
+def test_runs_give_mean_and_std(small):
+    res = beltrami.fit(small, preset="fast", epochs=5, runs=3, progress=False)
+    assert len(res.runs) == 3 and [r.seed for r in res.runs] == [0, 1, 2]
+    accs = torch.tensor([r.test_acc for r in res.runs], dtype=torch.float64)
+    assert abs(res.test_acc - float(accs.mean())) < 1e-9 and abs(res.test_acc_std - float(accs.std())) < 1e-9
+
+
+def test_deterministic_for_a_seed(small):
+    a = beltrami.fit(small, preset="fast", epochs=4, progress=False)
+    b = beltrami.fit(small, preset="fast", epochs=4, progress=False)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+
+
+def test_result_json_roundtrip(small, tmp_path):
+    res = beltrami.fit(small, preset="fast", epochs=2, progress=False, output=str(tmp_path / "r.json"))
+    back = FitResult.load(tmp_path / "r.json")
+    assert back == res
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["config"]["scheme"] == "rk4" and "torch" in d["versions"] and "trained_model" not in d
+
+
+def test_tensor_and_pyg_like_inputs(small):
+    masks = (small.train_mask, small.val_mask, small.test_mask)
+    res = beltrami.fit((small.graph.edge_index, small.x, small.y, masks), preset="fast", epochs=2, progress=False)
+    assert res.dataset == "tensors"
+
+    class Data:  # duck-typed torch_geometric.data.Data
+        x, y, edge_index = small.x, small.y, small.graph.edge_index.flip(0)
+        train_mask, val_mask, test_mask = masks
+        num_nodes = small.num_nodes
+
+    res = beltrami.fit(Data(), preset="fast", epochs=2, progress=False)
+    assert res.dataset == "pyg"
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown fit option.*'learning_rate'.*lr"):
+        beltrami.fit("cora", learning_rate=0.1)
+    with pytest.raises(ValueError, match="unknown model 'sage'"):
+        FitConfig(model="sage")
+    with pytest.raises(ValueError, match="dropout must lie in"):
+        FitConfig(dropout=1.5)
+    with pytest.raises(ValueError, match="unknown preset 'best'"):
+        beltrami.fit("cora", preset="best")
+    with pytest.raises(ValueError, match="has values for"):
+        FitConfig.build("synthetic", "paper")
+    with pytest.raises(TypeError, match="cannot train on a list"):
+        beltrami.fit([1, 2, 3], progress=False)
+
+
+def test_paper_presets_follow_best_params():
+    cfg = FitConfig.build("cora", "paper")
+    assert (cfg.time, cfg.scheme, cfg.heads, cfg.attention_dim, cfg.optimizer) == (18.29, "dopri5", 8, 128, "adamax")
+    assert abs(cfg.atol - 822e-7) < 1e-15 and abs(cfg.rtol - 822e-9) < 1e-15 and cfg.frozen
+    assert cfg.hidden + cfg.pos_dim == 80 and cfg.normalisation == "squareplus" and cfg.add_source
+    assert not FitConfig.build("citeseer", "paper-beltrami").frozen
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, sys, beltrami
+        ds = beltrami.load_dataset("synthetic", num_nodes=300, num_classes=3, num_features=8, avg_degree=6, seed=1)
+        kill = sys.argv[1] == "kill"
+        def stop(epoch, record):
+            if kill and epoch == 4:
+                os._exit(3)  # dies mid-training, after the checkpoint of epoch 4
+        res = beltrami.fit(ds, preset="fast", epochs=8, dropout=0.3, checkpoint_dir=sys.argv[2], checkpoint_every=1,
+                           resume=True, progress=False, on_epoch=stop)
+        print(repr([h["loss"] for h in res.history]), res.test_acc)
+    """)
+    ck = str(tmp_path / "ck")
+    killed = subprocess.run([sys.executable, "-c", script, "kill", ck], capture_output=True, text=True)
+    assert killed.returncode == 3
+    resumed = subprocess.run([sys.executable, "-c", script, "go", ck], capture_output=True, text=True, check=True)
+    straight = subprocess.run([sys.executable, "-c", script, "go", str(tmp_path / "other")], capture_output=True,
+                              text=True, check=True)
+    assert resumed.stdout == straight.stdout
+
+
+def test_export_predicts_identically_without_beltrami(tmp_path):
+    from beltrami.models.export import export_torchscript
+
+    res = beltrami.fit("cora", preset="fast", epochs=2, pos_encoding="ppr", progress=False)
+    model = res.trained_model.eval()
+    ds = beltrami.load_dataset("cora")
+    with torch.no_grad():
+        ref = model(ds.x, res.pos)
+    export_torchscript(model, tmp_path / "blend.pt", res.pos)
+    torch.save(ds.x, tmp_path / "x.pt")
+    code = textwrap.dedent(f"""
+        import importlib.util, sys, torch
+        spec = importlib.util.spec_from_file_location("ops", {str(beltrami.__path__[0] + "/sparse/ops.py")!r})
+        mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+        out = torch.jit.load({str(tmp_path / "blend.pt")!r})(torch.load({str(tmp_path / "x.pt")!r}))
+        torch.save(out.detach(), {str(tmp_path / "out.pt")!r})
+        print(any(k == "beltrami" or k.startswith("beltrami.") for k in sys.modules))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"  # no beltrami module was imported
+    out = torch.load(tmp_path / "out.pt")
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+    with pytest.raises(ValueError, match="only fixed-step explicit schemes"):
+        export_torchscript(beltrami.BLEND(4, 2, ds.graph, scheme="dopri5"), tmp_path / "no.pt")
