@@ -1,15 +1,18 @@
-from beltrami.bench.cli import main
+import csv
+import json
+
+from beltrami.bench.cli import COLUMNS, main
 
 
 def test_summary_of_embedded_cora(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("BELTRAMI_DATA", str(tmp_path))
-    assert main(["--dataset", "cora", "--no-download"]) == 0
+    assert main(["--dataset", "cora", "--no-download", "--summary-only"]) == 0
     out = capsys.readouterr().out
     assert "2708" in out and "5278" in out and "140/500/1000" in out and "embedded 8/8" in out
 
 
 def test_all_reports_missing_files(capsys, shared_data):
-    assert main(["--dataset", "all", "--root", str(shared_data), "--no-download"]) == 0
+    assert main(["--dataset", "all", "--root", str(shared_data), "--no-download", "--summary-only"]) == 0
     out = capsys.readouterr().out
     assert "verified 8/8" in out and "ind.pubmed.allx missing" in out
     assert "https://github.com/shchur/gnn-benchmark/raw/master/data/npz/ms_academic_cs.npz" in out.replace("\n", "")
@@ -18,3 +21,25 @@ def test_all_reports_missing_files(capsys, shared_data):
 def test_unknown_dataset_exit_code(capsys):
     assert main(["--dataset", "nope"]) == 2
     assert "unknown dataset" in capsys.readouterr().out
+
+
+def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys):
+    """2 models x 2 schemes x 2 backprop modes on a tiny synthetic graph write every column; then a grid
+    with an unknown scheme reports that row's error and still runs the other."""
+    out = tmp_path / "r.json"
+    code = main(["--dataset", "synthetic", "--nodes", "200", "--classes", "3", "--features", "8",
+                 "--model", "blend,grand-l", "--scheme", "rk4,implicit_euler", "--backprop", "direct,adjoint",
+                 "--epochs", "2", "--output", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert len(data["rows"]) == 8 and all(not r["error"] for r in data["rows"])
+    assert {"versions", "machine", "commit", "argv"} <= set(data["meta"])
+    for r in data["rows"]:
+        assert set(COLUMNS) - {"error"} <= set(r)
+    with open(tmp_path / "r.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and list(rows[0]) == list(COLUMNS)
+    code = main(["--dataset", "synthetic", "--nodes", "200", "--scheme", "rk5,rk4", "--epochs", "1"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "unknown scheme 'rk5'" in text and "failed" in text

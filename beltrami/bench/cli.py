@@ -1,34 +1,69 @@
-"""`beltrami-bench`: the command-line face of the project.
+"""`beltrami-bench`: train and benchmark models over a grid of datasets x schemes x backprop x compile modes.
 
-For now it loads datasets and prints their summary (nodes, edges, features, classes, split sizes, LCC,
-file status); training and benchmark grids build on the same entry point.
+    beltrami-bench --dataset cora                         # BLEND (preset fast) on the embedded Cora
+    beltrami-bench --dataset cora,citeseer --scheme rk4,dopri5 --backprop direct,adjoint --output r.json
+    beltrami-bench --dataset synthetic --nodes 169343 --edges 1166243 --classes 40 --features 128 --quick
+    beltrami-bench --dataset all --summary-only           # dataset table and file status, no training
+
+Every combination is one row (accuracy mean ± std, NFE forward/backward per epoch, seconds per epoch, peak
+memory, speed-up against the first row); a failing combination reports its error in its row and the grid
+goes on. ``--output`` writes every row (config, versions, machine, commit) as JSON and CSV.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import itertools
+import json
+import platform
 import sys
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+from ..atomic import atomic_write_text
 from ..datasets import DATASETS, DatasetFileError, file_list, load_dataset
 from ..datasets import files as F
 from ..datasets.load import canonical_name
 from ..paths import data_root
+from ..training import PRESETS, fit
+from ..training.result import git_commit, versions
 
 PAPER_DATASETS = ("cora", "citeseer", "pubmed", "coauthor-cs", "computers", "photo", "ogbn-arxiv")
+COLUMNS = ("dataset", "model", "scheme", "backprop", "compile", "test_acc", "test_acc_std", "val_acc",
+           "nfe_forward", "nfe_backward", "seconds_per_epoch", "peak_memory_MB", "speedup", "error")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="beltrami-bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="beltrami-bench", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:7]))
     p.add_argument("--dataset", default="cora",
                    help=f"dataset name, comma list, or 'all' (the paper's seven); names: {', '.join(DATASETS)}")
     p.add_argument("--root", default=None, help="data root (default $BELTRAMI_DATA, then ~/.cache/beltrami/data)")
-    p.add_argument("--split", default=None, choices=("public", "random", "time"),
-                   help="split (default: the dataset's own)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random splits and synthetic graphs")
+    p.add_argument("--split", default=None, choices=("public", "random", "time"), help="split (default: the dataset's)")
+    p.add_argument("--model", default="blend", help="comma list of blend, blend-knn, grand-l, gcn, gat")
+    p.add_argument("--preset", default="fast", choices=PRESETS, help="starting configuration (default fast)")
+    p.add_argument("--scheme", default=None, help="comma list of schemes (default: the preset's)")
+    p.add_argument("--step-size", type=float, default=None, help="step of fixed-step/implicit schemes")
+    p.add_argument("--backprop", default=None, help="comma list of direct, adjoint (default: the preset's)")
+    p.add_argument("--compile", default="eager", help="comma list of eager, script, compile")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
+    p.add_argument("--runs", type=int, default=1, help="seeds per combination")
+    p.add_argument("--seed", type=int, default=0, help="first seed (also of random splits and synthetic graphs)")
+    p.add_argument("--quick", action="store_true", help="5 epochs per combination")
+    p.add_argument("--output", default=None, help="write rows to this JSON file (and a .csv beside it)")
+    p.add_argument("--summary-only", action="store_true", help="print the dataset table only; no training")
     p.add_argument("--no-download", action="store_true", help="never download missing files")
+    syn = p.add_argument_group("synthetic graphs (--dataset synthetic)")
+    syn.add_argument("--nodes", type=int, default=2000)
+    syn.add_argument("--edges", type=int, default=None, help="undirected edges (default nodes * 4)")
+    syn.add_argument("--classes", type=int, default=4)
+    syn.add_argument("--features", type=int, default=32)
+    syn.add_argument("--homophily", type=float, default=0.8)
     return p
 
 
@@ -36,6 +71,10 @@ def _names(arg: str) -> List[str]:
     if arg.strip().lower() == "all":
         return list(PAPER_DATASETS)
     return [canonical_name(n) for n in arg.split(",") if n.strip()]
+
+
+def _list(arg: Optional[str]) -> List[Optional[str]]:
+    return [None] if arg is None else [a.strip() for a in arg.split(",") if a.strip()]
 
 
 def file_status(name: str, root: Optional[str]) -> str:
@@ -51,30 +90,109 @@ def file_status(name: str, root: Optional[str]) -> str:
     return f"{kind} {len(rels)}/{len(rels)}"
 
 
-def summary_table(names: Sequence[str], args: argparse.Namespace, console: Console) -> Table:
+def _synthetic_options(args: argparse.Namespace) -> Dict[str, Any]:
+    return dict(num_nodes=args.nodes, num_edges=args.edges if args.edges is not None else 4 * args.nodes,
+                num_classes=args.classes, num_features=args.features, homophily=args.homophily)
+
+
+def _load(name: str, args: argparse.Namespace):
+    options = _synthetic_options(args) if name == "synthetic" else {}
+    return load_dataset(name, args.root, split=args.split, seed=args.seed, download=not args.no_download, **options)
+
+
+def summary_table(names: Sequence[str], args: argparse.Namespace, console: Console) -> Dict[str, Any]:
     """Load each dataset and tabulate its summary; a dataset whose files are missing gets a row saying so
-    and its error (which names the file and URL) printed under the table."""
+    and its error (which names the file and URL) printed under the table. Returns the loaded datasets."""
     table = Table(title=f"beltrami datasets (data root {data_root(args.root)})")
     for col, justify in (("dataset", "left"), ("nodes", "right"), ("edges", "right"), ("features", "right"),
                          ("classes", "right"), ("split", "left"), ("train/val/test", "left"), ("LCC", "left"),
                          ("files", "left")):
         table.add_column(col, justify=justify)
-    notes = []
+    notes, loaded = [], {}
     for name in names:
         status = file_status(name, args.root)
         try:
-            ds = load_dataset(name, args.root, split=args.split, seed=args.seed, download=not args.no_download)
+            ds = _load(name, args)
         except DatasetFileError as err:
             table.add_row(name, *["-"] * 7, f"[red]{status}[/red]")
             notes.append(f"[yellow]{name}[/yellow]: {err}")
             continue
+        loaded[name] = ds
         s = ds.summary()
         table.add_row(name, str(s["nodes"]), str(s["undirected_edges"]), str(s["features"]), str(s["classes"]),
                       s["split"], f"{s['train']}/{s['val']}/{s['test']}", "yes" if s["lcc"] else "no", status)
     console.print(table)
     for note in notes:
         console.print(note)
+    return loaded
+
+
+def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Console) -> List[Dict[str, Any]]:
+    """Train every combination; a failure becomes its row's ``error``."""
+    rows: List[Dict[str, Any]] = []
+    grid = list(itertools.product(datasets, _list(args.model), _list(args.scheme), _list(args.backprop),
+                                  _list(args.compile)))
+    for i, (name, model, scheme, backprop, mode) in enumerate(grid, 1):
+        options: Dict[str, Any] = {"model": model, "compile": mode, "device": args.device, "runs": args.runs,
+                                   "seed": args.seed, "progress": True}
+        for key, value in (("scheme", scheme), ("backprop", backprop), ("step_size", args.step_size),
+                           ("epochs", 5 if args.quick else args.epochs)):
+            if value is not None:
+                options[key] = value
+        if scheme is not None and args.step_size is None and scheme in ("euler", "rk4", "implicit_euler",
+                                                                       "crank_nicolson"):
+            options["step_size"] = 1.0
+        if scheme in ("dopri5", "bosh3"):
+            options.setdefault("step_size", None)
+        console.print(f"[bold]({i}/{len(grid)})[/bold] {name} {model} scheme={scheme or 'preset'} "
+                      f"backprop={backprop or 'preset'} compile={mode}")
+        row: Dict[str, Any] = {"dataset": name, "model": model, "compile": mode}
+        try:
+            res = fit(datasets[name], preset=args.preset, **options)
+            cfg = res.config
+            row.update(scheme=cfg["scheme"], backprop=cfg["backprop"], test_acc=res.test_acc,
+                       test_acc_std=res.test_acc_std, val_acc=res.val_acc, nfe_forward=res.nfe_forward,
+                       nfe_backward=res.nfe_backward, seconds_per_epoch=res.seconds_per_epoch,
+                       peak_memory_MB=res.peak_memory_bytes / 2**20, num_parameters=res.num_parameters,
+                       config=cfg, error="")
+        except Exception as err:  # a failed combination (OOM, solver underflow) must not stop the grid
+            row.update(scheme=scheme, backprop=backprop, error=f"{type(err).__name__}: {err}")
+            console.print(f"[red]failed:[/red] {row['error']}")
+        rows.append(row)
+    base = next((r["seconds_per_epoch"] for r in rows if not r.get("error")), None)
+    for r in rows:
+        r["speedup"] = base / r["seconds_per_epoch"] if base and r.get("seconds_per_epoch") else None
+    return rows
+
+
+def results_table(rows: List[Dict[str, Any]]) -> Table:
+    table = Table(title="beltrami-bench")
+    for col in ("dataset", "model", "scheme", "backprop", "compile", "test acc", "val acc", "NFE fwd/bwd",
+                "s/epoch", "peak MB", "speed-up"):
+        table.add_column(col, justify="left" if col in ("dataset", "model", "scheme", "backprop", "compile") else "right")
+    for r in rows:
+        if r.get("error"):
+            table.add_row(r["dataset"], r["model"], str(r.get("scheme")), str(r.get("backprop")), r["compile"],
+                          f"[red]{r['error'][:60]}[/red]", *[""] * 5)
+            continue
+        table.add_row(r["dataset"], r["model"], r["scheme"], r["backprop"], r["compile"],
+                      f"{100 * r['test_acc']:.1f} ± {100 * r['test_acc_std']:.1f}", f"{100 * r['val_acc']:.1f}",
+                      f"{r['nfe_forward']:.0f}/{r['nfe_backward']:.0f}", f"{r['seconds_per_epoch']:.3f}",
+                      f"{r['peak_memory_MB']:.0f}", f"{r['speedup']:.2f}x")
     return table
+
+
+def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespace) -> None:
+    meta = {"versions": versions(), "machine": {"node": platform.node(), "processor": platform.processor(),
+                                                "python": platform.python_version()},
+            "commit": git_commit(), "argv": sys.argv[1:], "args": vars(args)}
+    atomic_write_text(path, json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path = path[:-5] + ".csv" if path.endswith(".json") else path + ".csv"
+    atomic_write_text(csv_path, buf.getvalue())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -85,8 +203,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
-    summary_table(names, args, console)
-    return 0
+    datasets = summary_table(names, args, console)
+    if args.summary_only:
+        return 0
+    if not datasets:
+        console.print("[red]no dataset could be loaded[/red]")
+        return 1
+    rows = run_grid(datasets, args, console)
+    console.print(results_table(rows))
+    if args.output:
+        write_results(rows, args.output, args)
+        console.print(f"wrote {args.output}")
+    return 0 if any(not r.get("error") for r in rows) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -136,7 +136,7 @@ class FitConfig:
         return cls(**values)
 
 
-_FAST = dict(scheme="rk4", step_size=1.0, time=3.0, epochs=60, hidden=64, heads=1, attention_dim=16,
+_FAST = dict(scheme="rk4", step_size=1.0, time=3.0, epochs=60, hidden=64, heads=4, attention_dim=32,
              input_dropout=0.5, dropout=0.2, lr=0.01, weight_decay=5e-4, optimizer="adam", pos_encoding=None)
 
 
