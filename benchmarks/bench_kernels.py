@@ -1,0 +1,54 @@
+"""Sparse kernels and one Beltrami function evaluation (asv). Full grid: BELTRAMI_ASV_FULL=1."""
+import os
+
+import torch
+
+import beltrami
+from beltrami.functions import BeltramiDiffusion, compile_function
+from beltrami.sparse import available_backends, spmm
+
+FULL = bool(os.environ.get("BELTRAMI_ASV_FULL"))
+SIZES = ["20k", "arxiv"] if FULL else ["20k"]
+
+
+def _graph(size):
+    if size == "arxiv":
+        return beltrami.load_dataset("synthetic-arxiv", lcc=False).graph
+    return beltrami.load_dataset("synthetic", lcc=False, num_nodes=20_000, num_edges=100_000, num_classes=10,
+                                 num_features=8).graph
+
+
+class SpmmTime:
+    params = (SIZES, list(available_backends()[:2]))
+    param_names = ["graph", "backend"]
+
+    def setup(self, size, backend):
+        self.csr = _graph(size).csr()
+        n, e = self.csr.crow.numel() - 1, self.csr.col.numel()
+        self.v, self.x = torch.rand(e), torch.randn(n, 64)
+        self.vg, self.xg = self.v.clone().requires_grad_(), self.x.clone().requires_grad_()
+
+    def time_forward(self, size, backend):
+        spmm(self.csr, self.v, self.x, backend)
+
+    def time_forward_backward(self, size, backend):
+        spmm(self.csr, self.vg, self.xg, backend).sum().backward()
+
+
+class BeltramiFunctionEval:
+    params = (SIZES, ["eager", "script", "compile"] if FULL else ["eager", "compile"])
+    param_names = ["graph", "compile"]
+
+    def setup(self, size, mode):
+        torch.manual_seed(0)
+        g = _graph(size)
+        self.f = compile_function(BeltramiDiffusion(g, 64, heads=4, attention_dim=32), mode)
+        self.z = torch.randn(g.num_nodes, 64, requires_grad=True)
+        self.t = torch.tensor(0.0)
+        self.f(self.t, self.z).sum().backward()  # warm-up (compilation)
+
+    def time_forward_backward(self, size, mode):
+        self.f(self.t, self.z).sum().backward()
+
+    def peakmem_forward_backward(self, size, mode):
+        self.f(self.t, self.z).sum().backward()
