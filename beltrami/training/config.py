@@ -49,6 +49,9 @@ class FitConfig:
     # rewiring (BLEND-kNN)
     rewire: Optional[str] = None         # None, "ppr" (DIGL top-k graph), "knn" (kNN of the coordinates)
     rewire_k: int = 64
+    rewire_on: str = "pos"               # kNN coordinates: "pos", "feat" or "both" (positions (+) features)
+    rewire_every: int = 0                # dynamic rewiring: rebuild the kNN graph from the learned z(0)
+                                         # every this many epochs (0: never; the paper used 10)
     # model
     hidden: int = 64                     # width of psi(X) (BLEND), hidden width (GCN/GAT)
     heads: int = 1
@@ -97,6 +100,9 @@ class FitConfig:
         check_choice(self.pos_encoding, POS_ENCODINGS, "pos_encoding")
         check_choice(self.rewire, REWIRINGS, "rewire")
         check_choice(self.compile, ("eager", "script", "compile"), "compile mode")
+        check_choice(self.rewire_on, ("pos", "feat", "both"), "rewire_on")
+        if self.rewire_every < 0:
+            raise ValueError(f"rewire_every must be >= 0, got {self.rewire_every}")
         for name in ("lr", "time"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -27,7 +27,7 @@ from ..regularization import Regularization
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import FitConfig
 from .data import as_dataset
-from .positional import positional_coordinates, rewired_graph
+from .positional import dynamic_rewire, positional_coordinates, rewired_graph
 from .result import FitResult, RunResult
 
 EpochCallback = Callable[[int, Dict[str, float]], None]
@@ -105,7 +105,10 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
     task = progress.add_task(f"{cfg.model} seed {seed}", total=cfg.epochs, completed=state["epoch"],
                              info="") if progress else None
     best = state["best"]
+    dynamic = cfg.rewire_every > 0 and isinstance(model, BLEND)
     for epoch in range(state["epoch"], cfg.epochs):
+        if dynamic and epoch > 0 and epoch % cfg.rewire_every == 0:
+            dynamic_rewire(cfg, model, x, pos)
         t0 = time.perf_counter()
         model.train()
         opt.zero_grad()

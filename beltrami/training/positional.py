@@ -52,6 +52,29 @@ def rewired_graph(cfg, ds: Dataset, pos: Optional[Tensor]) -> Graph:
             m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.rewire_k, cfg.progress)
             g = ppr_graph(PPRResult(m, 0, 0.0, np.zeros(ds.num_nodes)))
         else:
-            coords = ds.x if pos is None else pos
-            g = knn_graph(coords, cfg.rewire_k, show_progress=cfg.progress)
+            g = knn_graph(knn_coordinates(cfg.rewire_on, pos, ds.x), cfg.rewire_k, show_progress=cfg.progress)
     return g.add_self_loops() if cfg.self_loops else g
+
+
+def knn_coordinates(on: str, pos: Optional[Tensor], x: Tensor) -> Tensor:
+    """The coordinates kNN rewiring uses: positions, features, or both concatenated (positions if any)."""
+    if on == "feat" or pos is None:
+        return x
+    if on == "pos":
+        return pos
+    return torch.cat([pos, x], dim=1)
+
+
+def dynamic_rewire(cfg, model, x: Tensor, pos: Optional[Tensor]) -> None:
+    """Dynamic rewiring E(U): rebuild the diffusion graph by kNN in the model's current encoded coordinates
+    ``z(0) = [phi(U), psi(X)]`` (positions, features or both per ``rewire_on``), as the paper did between
+    epochs."""
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        z0 = model.encode(x, pos)
+        model.train(was_training)
+    hp = model.hidden_pos
+    coords = knn_coordinates(cfg.rewire_on, z0[:, :hp] if hp else None, z0[:, hp:])
+    g = knn_graph(coords, cfg.rewire_k)
+    model.set_graph(g.add_self_loops() if cfg.self_loops else g)

@@ -175,3 +175,23 @@ def test_export_predicts_identically_without_beltrami(tmp_path):
     assert torch.equal(out.argmax(1), ref.argmax(1))
     with pytest.raises(ValueError, match="only fixed-step explicit schemes"):
         export_torchscript(beltrami.BLEND(4, 2, ds.graph, scheme="dopri5"), tmp_path / "no.pt")
+
+
+def test_dynamic_rewiring_rebuilds_the_graph(small, monkeypatch):
+    import sys
+
+    fit_module = sys.modules["beltrami.training.fit"]  # the name beltrami.training.fit is the function
+    original = fit_module.dynamic_rewire
+    graphs = []
+
+    def recording(cfg, model, x, pos):
+        before = model.function.col.clone()
+        original(cfg, model, x, pos)
+        graphs.append((before, model.function.col.clone()))
+
+    monkeypatch.setattr(fit_module, "dynamic_rewire", recording)
+    beltrami.fit(small, model="blend-knn", rewire_on="feat", rewire_k=4, rewire_every=2, epochs=5, preset="fast",
+                 progress=False)
+    assert len(graphs) == 2  # before epochs 2 and 4
+    before, after = graphs[0]
+    assert before.numel() != after.numel() or not torch.equal(before, after)  # learned coordinates, new graph
