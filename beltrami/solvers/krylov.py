@@ -58,7 +58,7 @@ def cg(matvec: MatVec, b: Tensor, x0: Optional[Tensor] = None, tol: float = 1e-8
     r = bb - mv(x) if x0 is not None else bb.clone()
     p = r.clone()
     rr = _dot(r, r)
-    res = float((rr.sqrt() / bnorm).max()) if r.numel() else 0.0
+    res = float((rr.detach().sqrt() / bnorm).max()) if r.numel() else 0.0
     it = 0
     while res > tol and it < max_iter:
         ap = mv(p)
@@ -69,7 +69,7 @@ def cg(matvec: MatVec, b: Tensor, x0: Optional[Tensor] = None, tol: float = 1e-8
         p = r + _safe_div(rr_new, rr) * p
         rr = rr_new
         it += 1
-        res = float((rr.sqrt() / bnorm).max())
+        res = float((rr.detach().sqrt() / bnorm).max())
     return KrylovResult(x.reshape(shape), it, res, res <= tol)
 
 
@@ -83,7 +83,7 @@ def bicgstab(matvec: MatVec, b: Tensor, x0: Optional[Tensor] = None, tol: float 
     rho, alpha, omega = ones.clone(), ones.clone(), ones.clone()
     v = torch.zeros_like(bb)
     p = torch.zeros_like(bb)
-    res = float((torch.linalg.vector_norm(r, dim=0) / bnorm).max()) if r.numel() else 0.0
+    res = float((torch.linalg.vector_norm(r.detach(), dim=0) / bnorm).max()) if r.numel() else 0.0
     it = 0
     while res > tol and it < max_iter:
         rho_new = _dot(r_hat, r)
@@ -98,7 +98,7 @@ def bicgstab(matvec: MatVec, b: Tensor, x0: Optional[Tensor] = None, tol: float 
         r = s - omega * t
         rho = rho_new
         it += 1
-        res = float((torch.linalg.vector_norm(r, dim=0) / bnorm).max())
+        res = float((torch.linalg.vector_norm(r.detach(), dim=0) / bnorm).max())
     return KrylovResult(x.reshape(shape), it, res, res <= tol)
 
 
