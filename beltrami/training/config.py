@@ -27,7 +27,7 @@ from ..validation import check_choice, check_options
 
 MODELS = ("blend", "blend-knn", "grand-l", "gcn", "gat")
 OPTIMIZERS = ("adam", "adamax", "rmsprop", "sgd")
-POS_ENCODINGS = (None, "ppr", "deepwalk")
+POS_ENCODINGS = (None, "ppr", "deepwalk", "hyperbolic")
 REWIRINGS = (None, "ppr", "knn")
 
 
@@ -41,11 +41,12 @@ class FitConfig:
     lcc: Optional[bool] = None           # largest connected component (None: True for random splits)
     self_loops: bool = True              # add self-loops to the diffusion graph
     # positional coordinates
-    pos_encoding: Optional[str] = None   # None, "ppr" (top-k PPR rows), "deepwalk"
+    pos_encoding: Optional[str] = None   # None, "ppr" (top-k PPR rows), "deepwalk", "hyperbolic"
     pos_dim: int = 16                    # width of phi(U)
     ppr_alpha: float = 0.05
     ppr_topk: int = 64
     deepwalk_dim: int = 64
+    hyperbolic_dim: int = 8              # Poincare-ball dimension (the paper used 2-16)
     # rewiring (BLEND-kNN)
     rewire: Optional[str] = None         # None, "ppr" (DIGL top-k graph), "knn" (kNN of the coordinates)
     rewire_k: int = 64

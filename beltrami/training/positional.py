@@ -28,7 +28,8 @@ def _ppr_matrix(ds: Dataset, alpha: float, topk: int, show: bool) -> sp.csr_matr
 
 
 def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
-    """``None``, top-k PPR rows as a sparse CSR tensor ``[N, N]``, or dense DeepWalk embeddings ``[N, d]``."""
+    """``None``, top-k PPR rows as a sparse CSR tensor ``[N, N]``, or dense DeepWalk / Poincare-ball
+    embeddings ``[N, d]``."""
     if cfg.model in ("gcn", "gat") or cfg.pos_encoding is None:
         return None
     if cfg.pos_encoding == "ppr":
@@ -36,9 +37,15 @@ def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
         return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
                                        torch.from_numpy(m.indices.astype(np.int64)),
                                        torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False)
-    from ..encodings import deepwalk  # noqa: F401  (imported lazily: heavier dependencies)
+    if cfg.pos_encoding == "hyperbolic":
+        from ..encodings.hyperbolic import poincare_embeddings
 
-    return deepwalk.deepwalk_embeddings(ds.graph, dim=cfg.deepwalk_dim, seed=cfg.seed, show_progress=cfg.progress)
+        key = cache_key("poincare", ds.graph.fingerprint(), cfg.hyperbolic_dim, cfg.seed)
+        return cached("poincare", key, lambda: poincare_embeddings(ds.graph, dim=cfg.hyperbolic_dim, seed=cfg.seed,
+                                                                   show_progress=cfg.progress))
+    from ..encodings.deepwalk import deepwalk_embeddings
+
+    return deepwalk_embeddings(ds.graph, dim=cfg.deepwalk_dim, seed=cfg.seed, show_progress=cfg.progress)
 
 
 def rewired_graph(cfg, ds: Dataset, pos: Optional[Tensor]) -> Graph:
