@@ -1,0 +1,30 @@
+"""The scripts in tools/ on tiny inputs."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def test_fetch_data_check_mode(shared_data):
+    out = subprocess.run([sys.executable, str(TOOLS / "fetch_data.py"), "--root", str(shared_data), "--check"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "planetoid/ind.cora.x" in out and "verified" in out and "missing" in out
+
+
+def test_scaling_and_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    scaling = tmp_path / "s.json"
+    subprocess.run([sys.executable, str(TOOLS / "scaling.py"), "--sizes", "300,10000,20000", "--dim", "8",
+                    "--output", str(scaling)], capture_output=True, text=True, check=True)
+    data = json.loads(scaling.read_text())
+    assert len(data["rows"]) == 3 and "time_slope" in data and data["commit"] is not None
+    bench = tmp_path / "b.json"
+    bench.write_text(json.dumps({"rows": [{"dataset": "d", "scheme": "rk4", "backprop": "direct", "nfe_forward": 12,
+                                           "test_acc": 0.8, "seconds_per_epoch": 0.1, "error": ""}]}))
+    out = subprocess.run([sys.executable, str(TOOLS / "plot_results.py"), "--bench", str(bench), "--scaling",
+                          str(scaling), "--out", str(tmp_path / "plots")], capture_output=True, text=True, check=True)
+    assert {Path(p).name for p in out.stdout.split()} == {"accuracy_vs_nfe.png", "seconds_per_epoch.png", "scaling.png"}
