@@ -28,3 +28,17 @@ def test_scaling_and_plots(tmp_path):
     out = subprocess.run([sys.executable, str(TOOLS / "plot_results.py"), "--bench", str(bench), "--scaling",
                           str(scaling), "--out", str(tmp_path / "plots")], capture_output=True, text=True, check=True)
     assert {Path(p).name for p in out.stdout.split()} == {"accuracy_vs_nfe.png", "seconds_per_epoch.png", "scaling.png"}
+
+
+def test_reproduce_writes_markdown_from_results(tmp_path):
+    import beltrami
+
+    res = beltrami.fit("cora", preset="fast", epochs=1, progress=False)
+    res.config["extras"] = {"table": 2, "command": "the command"}
+    res.save(tmp_path / "table2-cora-blend-fast.json")
+    md = tmp_path / "results.md"
+    subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--from-json", str(tmp_path / "table2-cora-blend-fast.json"),
+                    "--markdown", str(md)], capture_output=True, text=True, check=True)
+    text = md.read_text()
+    assert "| cora | blend (frozen) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
+    assert "(no runs yet)" in text  # table 3 is empty
