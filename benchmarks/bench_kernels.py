@@ -8,13 +8,15 @@ from beltrami.functions import BeltramiDiffusion, compile_function
 from beltrami.sparse import available_backends, spmm
 
 FULL = bool(os.environ.get("BELTRAMI_ASV_FULL"))
+SMOKE = bool(os.environ.get("BELTRAMI_ASV_SMOKE"))  # the test suite's check that every benchmark runs
 SIZES = ["20k", "arxiv"] if FULL else ["20k"]
 
 
 def _graph(size):
     if size == "arxiv":
         return beltrami.load_dataset("synthetic-arxiv", lcc=False).graph
-    return beltrami.load_dataset("synthetic", lcc=False, num_nodes=20_000, num_edges=100_000, num_classes=10,
+    n = 2_000 if SMOKE else 20_000
+    return beltrami.load_dataset("synthetic", lcc=False, num_nodes=n, num_edges=5 * n, num_classes=10,
                                  num_features=8).graph
 
 

@@ -4,6 +4,7 @@ import os
 import beltrami
 
 FULL = bool(os.environ.get("BELTRAMI_ASV_FULL"))
+SMOKE = bool(os.environ.get("BELTRAMI_ASV_SMOKE"))  # the test suite's check that every benchmark runs
 DATASETS = ["cora", "citeseer", "synthetic-arxiv"] if FULL else ["cora"]
 SCHEMES = ["rk4", "dopri5", "implicit_euler"] if FULL else ["rk4", "implicit_euler"]
 BACKPROP = ["direct", "adjoint"]
@@ -20,7 +21,7 @@ class TrainBLEND:
             for s in SCHEMES:
                 for b in BACKPROP:
                     kw = {"step_size": 1.0} if s != "dopri5" else {"step_size": None, "rtol": 1e-3, "atol": 1e-4}
-                    epochs = 3 if d == "synthetic-arxiv" else 30
+                    epochs = 3 if d == "synthetic-arxiv" or SMOKE else 30
                     try:
                         r = beltrami.fit(d, preset="fast", scheme=s, backprop=b, epochs=epochs, progress=False, **kw)
                         results[(d, s, b)] = (r.test_acc, r.nfe_forward, r.nfe_backward, r.seconds_per_epoch,
