@@ -9,7 +9,6 @@ seconds per epoch, NFE, and the command that produced the row. Datasets whose fi
 with the command that fills them in.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Dict, List

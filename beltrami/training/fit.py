@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
 from ..bench.measure import peak_rss_bytes
-from ..datasets import Dataset, load_dataset
+from ..datasets import Dataset
 from ..functions import compile_function
 from ..graph import Graph
 from ..models import BLEND, GAT, GCN

@@ -130,7 +130,7 @@ def test_paper_presets_follow_best_params():
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import os, sys, beltrami
         ds = beltrami.load_dataset("synthetic", num_nodes=300, num_classes=3, num_features=8, avg_degree=6, seed=1)
         kill = sys.argv[1] == "kill"
