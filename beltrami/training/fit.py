@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..bench.measure import peak_rss_bytes
 from ..datasets import Dataset
+from ..datasets.load import canonical_name
 from ..functions import compile_function
 from ..graph import Graph
 from ..models import BLEND, GAT, GCN
@@ -164,11 +165,7 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
         :class:`FitResult` with mean ± std over the seeds (``runs=N`` or ``seeds=[...]``). For random
         splits each seed also draws its own split, as in the paper's protocol.
     """
-    name = data if isinstance(data, str) else getattr(data, "name", None)
-    from ..datasets.load import canonical_name
-
-    dataset_key = canonical_name(name) if isinstance(name, str) and _is_known(name) else name
-    cfg = FitConfig.build(dataset_key, preset, **config)
+    cfg = FitConfig.build(_preset_key(data), preset, **config)
     seeds = cfg.run_seeds()
     runs = []
     model = pos = None
@@ -192,11 +189,15 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
     return out
 
 
-def _is_known(name: str) -> bool:
-    from ..datasets.load import canonical_name
-
+def _preset_key(data: Any) -> Optional[str]:
+    """The canonical dataset name presets are looked up by; a name that is no dataset raises ValueError,
+    other data without a known name gives None."""
+    if isinstance(data, str):
+        return canonical_name(data)
+    name = getattr(data, "name", None)
+    if not isinstance(name, str):
+        return None
     try:
-        canonical_name(name)
-        return True
+        return canonical_name(name)
     except ValueError:
-        return False
+        return None
