@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch._dynamo.config
+import torch._functorch.config
 from torch import nn
 
 from ..validation import check_choice
@@ -44,6 +46,10 @@ class CompiledFunction(nn.Module):
         super().__init__()
         self.module = module
         compile_kwargs.setdefault("dynamic", True)
+        # The adjoint backpropagates through f with retain_graph=True, which a backward compiled with donated
+        # buffers refuses; the flag is read when that backward runs (outside any call of ours), so it is
+        # turned off process-wide, and only when compile mode is asked for.
+        torch._functorch.config.donated_buffer = False
         # Not a registered submodule: the compiled wrapper shares the module's parameters.
         object.__setattr__(self, "_compiled", torch.compile(module, **compile_kwargs))
 

@@ -99,3 +99,22 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, g.num_edges)
     assert edges > 2_900_000
     assert peak < 3 * 2**30, f"peak RSS {peak / 2**30:.2f} GiB"
     assert peak < 300_000 ** 2 / 20  # a twentieth of n^2 bytes (n^2 float32 would be 4 n^2 bytes)
+
+
+def test_compiled_function_under_the_adjoint():
+    """torchdiffeq's adjoint backpropagates through f with retain_graph=True: the compiled function must
+    allow it (no donated buffers) and give the eager gradients."""
+    from beltrami.solvers import solve
+
+    g = random_graph(n=20, m=60)
+    torch.manual_seed(0)
+    f = BeltramiDiffusion(g, 6, heads=2, attention_dim=4).double()
+    z0 = torch.randn(20, 6, dtype=D, requires_grad=True)
+
+    def grads(func):
+        sol = solve(func, z0, 0.5, scheme="rk4", step_size=0.25, backprop="adjoint")
+        return torch.autograd.grad(sol.z.square().sum(), [z0] + list(f.parameters()), allow_unused=True)
+
+    for a, b in zip(grads(compile_function(f, "compile")), grads(f)):
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
