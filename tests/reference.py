@@ -31,18 +31,19 @@ def mask(graph):
     return m
 
 
-def dense_row_softmax(graph, s_dense):
-    """Masked softmax of an ``[..., N, N]`` score matrix over each row's edges, read back at the edges."""
+def dense_row_softmax(graph, s_dense, dim=-1):
+    """Masked softmax of an ``[..., N, N]`` score matrix over each row's edges (``dim=-2``: each column's),
+    read back at the edges."""
     m = mask(graph)
-    a = torch.softmax(s_dense.masked_fill(~m, float("-inf")), dim=-1).nan_to_num(0.0)
+    a = torch.softmax(s_dense.masked_fill(~m, float("-inf")), dim=dim).nan_to_num(0.0)
     return a[..., graph.row, graph.col]
 
 
-def dense_squareplus(graph, s_edges):
+def dense_squareplus(graph, s_edges, dim=-1):
     x = s_edges - s_edges.max()
     sp = (x + torch.sqrt(x ** 2 + 4)) / 2
     d = dense(graph, sp)
-    out = (d / d.sum(-1, keepdim=True).clamp_min(1e-300))[..., graph.row, graph.col]
+    out = (d / d.sum(dim, keepdim=True).clamp_min(1e-300))[..., graph.row, graph.col]
     return out if s_edges.dim() == 1 else out.T
 
 
@@ -67,9 +68,10 @@ def dense_scores(att, z):
 def dense_attention(att, graph, z):
     """EdgeAttention output ``[E, H]`` computed densely."""
     s = dense_scores(att, z)
+    dim = -1 if att.normalise_over == "rows" else -2
     if att.normalisation == "softmax":
-        return dense_row_softmax(graph, s).T
-    return dense_squareplus(graph, s[:, graph.row, graph.col].T)
+        return dense_row_softmax(graph, s, dim).T
+    return dense_squareplus(graph, s[:, graph.row, graph.col].T, dim)
 
 
 def dense_diffusion_rhs(func, graph, z, values):

@@ -10,7 +10,10 @@ into ``H`` heads of width ``d_k``, a score ``s_ij`` is
 - ``exp_kernel``: ``sigma^2 exp(-||K_i - Q_j||^2 / (2 l^2))`` with learnable ``sigma`` and ``l``.
 
 Scores are normalised over each row (``softmax``, or the official code's ``squareplus``), so each head's
-attention matrix is row-stochastic. Per-edge products come from the ``sddmm`` kernel: no ``[E, d_k]``
+attention matrix is row-stochastic: node ``i`` averages its neighbours. ``normalise_over="cols"`` normalises
+over each column instead (column-stochastic: node ``j`` splits what it sends), which is what the official
+code's ``attention_norm_idx=1`` does with its ``(source, target)`` edge order; the two agree on regular
+graphs and differ in how hubs are weighted. Per-edge products come from the ``sddmm`` kernel: no ``[E, d_k]``
 tensor is formed, memory is O(E H + N d).
 """
 from __future__ import annotations
@@ -20,11 +23,12 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..sparse.softmax import segment_softmax, segment_squareplus
+from ..sparse.softmax import column_softmax, column_squareplus, segment_softmax, segment_squareplus
 from ..validation import check_choice
 
 KINDS = ("scaled_dot", "cosine_sim", "pearson", "exp_kernel")
 NORMALISATIONS = ("softmax", "squareplus")
+NORMALISE_OVER = ("rows", "cols")
 ATTEND_ON = ("both", "pos", "feat")
 INITS = ("xavier", "constant")
 
@@ -40,22 +44,25 @@ class EdgeAttention(nn.Module):
         normalisation: ``softmax`` (default) or ``squareplus``.
         attend_on: compute keys/queries from ``both`` (default) coordinates, only ``pos`` or only ``feat``.
         pos_dim: number of positional columns at the front of ``z`` (needed for ``attend_on != "both"``).
+        normalise_over: ``rows`` (default: rows sum to 1) or ``cols`` (columns sum to 1, the official code's
+            orientation).
         init: ``xavier`` (default) or ``constant`` (weights 1e-5, biases 0: attention starts uniform over
             each neighbourhood, the well-conditioned start the paper uses).
 
     Shapes:
         - input ``z``: ``[N, dim]``; ``crow``: ``[N + 1]``; ``row``, ``col``, the CSR index tensors: ``[E]``.
-        - output: ``[E, H]``, each head's weights summing to 1 over every non-empty row.
+        - output: ``[E, H]``, each head's weights summing to 1 over every non-empty row (or column).
     """
 
     def __init__(self, dim: int, attention_dim: int = 64, heads: int = 1, kind: str = "scaled_dot",
                  normalisation: str = "softmax", attend_on: str = "both", pos_dim: int = 0,
-                 init: str = "xavier") -> None:
+                 init: str = "xavier", normalise_over: str = "rows") -> None:
         super().__init__()
         check_choice(kind, KINDS, "attention kind")
         check_choice(normalisation, NORMALISATIONS, "attention normalisation")
         check_choice(attend_on, ATTEND_ON, "attend_on")
         check_choice(init, INITS, "attention init")
+        check_choice(normalise_over, NORMALISE_OVER, "normalise_over")
         if dim < 1 or heads < 1 or attention_dim < heads or attention_dim % heads:
             raise ValueError(f"need dim >= 1 and attention_dim a positive multiple of heads; got dim={dim}, "
                              f"attention_dim={attention_dim}, heads={heads}")
@@ -65,6 +72,7 @@ class EdgeAttention(nn.Module):
             raise ValueError(f"attend_on={attend_on!r} but z has no such columns (pos_dim={pos_dim}, dim={dim})")
         self.dim, self.attention_dim, self.heads, self.d_k = dim, attention_dim, heads, attention_dim // heads
         self.kind, self.normalisation, self.attend_on, self.pos_dim, self.init = kind, normalisation, attend_on, pos_dim, init
+        self.normalise_over = normalise_over
         self.lo = pos_dim if attend_on == "feat" else 0
         self.hi = pos_dim if attend_on == "pos" else dim
         self.W_K = nn.Linear(self.hi - self.lo, attention_dim)
@@ -109,11 +117,15 @@ class EdgeAttention(nn.Module):
     def forward(self, z: Tensor, crow: Tensor, col: Tensor, row: Tensor, t_crow: Tensor, t_col: Tensor,
                 t_perm: Tensor, t_perm_inv: Tensor) -> Tensor:
         s = self.scores(z, crow, col, row, t_crow, t_col, t_perm, t_perm_inv)
+        if self.normalise_over == "cols":
+            if self.normalisation == "squareplus":
+                return column_squareplus(s, col, z.shape[0])
+            return column_softmax(s, col, t_crow, t_perm)
         if self.normalisation == "squareplus":
             return segment_squareplus(s, crow, row)
         return segment_softmax(s, crow, row)
 
     def extra_repr(self) -> str:
         return (f"{self.dim}, attention_dim={self.attention_dim}, heads={self.heads}, kind={self.kind}, "
-                f"normalisation={self.normalisation}, attend_on={self.attend_on}, pos_dim={self.pos_dim}, "
-                f"init={self.init}")
+                f"normalisation={self.normalisation}, normalise_over={self.normalise_over}, "
+                f"attend_on={self.attend_on}, pos_dim={self.pos_dim}, init={self.init}")

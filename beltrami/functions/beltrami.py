@@ -45,16 +45,18 @@ class _AttentionDiffusion(GraphODEFunction):
         self.add_source = add_source
         # alpha[0]: all channels, or the positional ones; alpha[1]: the feature channels when separate.
         self.alpha_train = nn.Parameter(torch.zeros(2))
-        self.beta_train = nn.Parameter(torch.ones(()))
+        self.beta_train = nn.Parameter(torch.zeros(()))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.attention.reset_parameters()
         nn.init.zeros_(self.alpha_train)
-        nn.init.ones_(self.beta_train)
+        # beta starts at 0, as in the official code: the source term grows in only as training asks for it
+        # (a unit source over T ~ 18 would swamp the diffusion at the start).
+        nn.init.zeros_(self.beta_train)
 
     def attention_values(self, z: Tensor) -> Tensor:
-        """Edge weights ``[E]`` of ``A(z)``: the head-mean of the attention, rows summing to 1."""
+        """Edge weights ``[E]`` of ``A(z)``: the head-mean of the attention (rows, or columns, summing to 1)."""
         a = self.attention(z, self.crow, self.col, self.row, self.t_crow, self.t_col, self.t_perm, self.t_perm_inv)
         return a.mean(dim=1)
 
@@ -89,7 +91,8 @@ class BeltramiDiffusion(_AttentionDiffusion):
         graph: the diffusion graph ``E'`` (input graph or a rewired one).
         dim: width of ``z`` (``pos_dim`` positional columns first).
         attention: an :class:`EdgeAttention` of width ``dim``; or give its options as keywords
-            (``attention_dim``, ``heads``, ``kind``, ``normalisation``, ``attend_on``, ``init``).
+            (``attention_dim``, ``heads``, ``kind``, ``normalisation``, ``normalise_over``, ``attend_on``,
+            ``init``).
         pos_dim: number of positional columns.
         separate_diffusivity: learn one diffusivity for the positional and one for the feature channels.
         add_source: add ``beta z(0)`` (call :meth:`set_initial` first).

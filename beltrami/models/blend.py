@@ -32,13 +32,16 @@ class BLEND(nn.Module):
         pos_channels: dimension P of the positional coordinates (0: none, which is GRAND-l).
         hidden_features: width of ``psi(X)`` (default 64).
         hidden_pos: width of ``phi(U)`` (default 16); ``z`` has ``hidden_features + hidden_pos`` columns.
-        heads, attention_dim, attention_kind, normalisation, attention_init: the attention (see
-            :class:`~beltrami.functions.EdgeAttention`; defaults 1, 64, ``scaled_dot``, ``softmax``, ``constant``).
+        heads, attention_dim, attention_kind, normalisation, attention_init, normalise_over: the attention (see
+            :class:`~beltrami.functions.EdgeAttention`; defaults 1, 64, ``scaled_dot``, ``softmax``, ``constant``,
+            ``rows``).
         frozen: attention at ``z(0)`` only (default True, the paper's tuned runs) or at every evaluation.
         add_source: add ``beta z(0)`` to the flow. separate_diffusivity: per-channel-group diffusivity.
         time: integration time T (default 3.0).
         scheme, step_size, rtol, atol, backprop, solver_options: passed to :func:`~beltrami.solvers.solve`.
         input_dropout, dropout: dropout on the features before ``psi`` and on ``z(T)`` before the decoder.
+        pos_dropout: dropout on the coordinates before ``phi`` (default None: ``input_dropout``, as the
+            official code does).
         regularization: RNODE weights (kinetic, Jacobian); the integrated terms are in ``last_solution``.
 
     Shapes:
@@ -51,10 +54,12 @@ class BLEND(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, graph: Graph, pos_channels: int = 0,
                  hidden_features: int = 64, hidden_pos: int = 16, heads: int = 1, attention_dim: int = 64,
                  attention_kind: str = "scaled_dot", normalisation: str = "softmax", attention_init: str = "constant",
+                 normalise_over: str = "rows",
                  frozen: bool = True, add_source: bool = False, separate_diffusivity: bool = False,
                  time: float = 3.0, scheme: str = "dopri5", step_size: Optional[float] = None,
                  rtol: Optional[float] = None, atol: Optional[float] = None, backprop: str = "direct",
-                 input_dropout: float = 0.5, dropout: float = 0.0, regularization: Optional[Regularization] = None,
+                 input_dropout: float = 0.5, pos_dropout: Optional[float] = None, dropout: float = 0.0,
+                 regularization: Optional[Regularization] = None,
                  solver_options: Optional[Dict[str, Any]] = None, backend: Optional[str] = None) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
@@ -67,14 +72,16 @@ class BLEND(nn.Module):
         self.frozen, self.time, self.scheme, self.step_size = frozen, float(time), scheme, step_size
         self.rtol, self.atol, self.backprop = rtol, atol, backprop
         self.input_dropout, self.dropout = input_dropout, dropout
+        self.pos_dropout = input_dropout if pos_dropout is None else pos_dropout
         self.regularization = regularization
         self.solver_options = dict(solver_options or {})
         dim = self.hidden_features + self.hidden_pos
         self.feature_encoder = FeatureEncoder(in_channels, hidden_features, input_dropout)
-        self.pos_encoder = PositionalEncoder(pos_channels, self.hidden_pos) if pos_channels > 0 else None
+        self.pos_encoder = PositionalEncoder(pos_channels, self.hidden_pos, self.pos_dropout) if pos_channels > 0 else None
         cls = FrozenAttentionDiffusion if frozen else BeltramiDiffusion
         self.function = cls(graph, dim, pos_dim=self.hidden_pos, heads=heads,
                             attention_dim=attention_dim, kind=attention_kind, normalisation=normalisation,
+                            normalise_over=normalise_over,
                             init=attention_init, add_source=add_source,
                             separate_diffusivity=separate_diffusivity, backend=backend)
         self.decoder = nn.Linear(dim, out_channels)

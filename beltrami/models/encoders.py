@@ -9,15 +9,29 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-class PositionalEncoder(nn.Module):
-    """``phi(U) = U W + b`` for ``U`` ``[N, P]`` dense or sparse (CSR/COO, e.g. top-k PPR rows), ``W`` ``[P, d']``.
+def sparse_dropout(u: Tensor, p: float, training: bool) -> Tensor:
+    """Dropout on the stored values of a sparse CSR/COO tensor (implicit zeros stay zero)."""
+    if not training or p == 0.0:
+        return u
+    if u.layout == torch.sparse_csr:
+        values = F.dropout(u.values(), p, True)
+        return torch.sparse_csr_tensor(u.crow_indices(), u.col_indices(), values, u.shape, check_invariants=False)
+    u = u.coalesce()
+    return torch.sparse_coo_tensor(u.indices(), F.dropout(u.values(), p, True), u.shape, is_coalesced=True)
 
-    A sparse ``U`` is multiplied as is (O(nnz d')); its gradient only reaches ``W`` and ``b``.
+
+class PositionalEncoder(nn.Module):
+    """``phi(U) = dropout(U) W + b`` for ``U`` ``[N, P]`` dense or sparse (CSR/COO, e.g. top-k PPR rows),
+    ``W`` ``[P, d']``.
+
+    A sparse ``U`` is multiplied as is (O(nnz d')); its gradient only reaches ``W`` and ``b``. Dropout
+    (``input_dropout``, default 0) acts on the stored entries, as the official code's dense dropout does on
+    its PPR rows.
     """
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, input_dropout: float = 0.0) -> None:
         super().__init__()
-        self.in_dim, self.out_dim = in_dim, out_dim
+        self.in_dim, self.out_dim, self.input_dropout = in_dim, out_dim, input_dropout
         self.weight = nn.Parameter(torch.empty(in_dim, out_dim))
         self.bias = nn.Parameter(torch.empty(out_dim))
         self.reset_parameters()
@@ -29,8 +43,8 @@ class PositionalEncoder(nn.Module):
 
     def forward(self, pos: Tensor) -> Tensor:
         if pos.layout != torch.strided:
-            return torch.sparse.mm(pos, self.weight) + self.bias
-        return pos @ self.weight + self.bias
+            return torch.sparse.mm(sparse_dropout(pos, self.input_dropout, self.training), self.weight) + self.bias
+        return F.dropout(pos, self.input_dropout, self.training) @ self.weight + self.bias
 
     def extra_repr(self) -> str:
         return f"{self.in_dim}, {self.out_dim}"

@@ -29,16 +29,38 @@ def segment_softmax(scores: Tensor, crow: Tensor, row: Tensor) -> Tensor:
 
 
 def _row_sum(e: Tensor, crow: Tensor, row: Tensor) -> Tensor:
+    return _segment_sum(e, row, crow.shape[0] - 1)
+
+
+def _segment_sum(e: Tensor, index: Tensor, n: int) -> Tensor:
     # index_add rather than segment_reduce: the latter has no double backward, which Jacobian
     # regularisation through the attention needs.
-    return torch.zeros((crow.shape[0] - 1,) + e.shape[1:], dtype=e.dtype, device=e.device).index_add(0, row, e)
+    return torch.zeros((n,) + e.shape[1:], dtype=e.dtype, device=e.device).index_add(0, index, e)
+
+
+def column_softmax(scores: Tensor, col: Tensor, t_crow: Tensor, t_perm: Tensor) -> Tensor:
+    """Softmax of ``scores`` (CSR order) within each column: the row softmax of the transpose, whose rows
+    are ``t_crow`` over the entries ``scores[t_perm]``; results stay in CSR order."""
+    col_max = torch.segment_reduce(scores.detach().index_select(0, t_perm), "max", offsets=t_crow, axis=0)
+    e = torch.exp(scores - col_max.index_select(0, col))
+    return e / _segment_sum(e, col, t_crow.shape[0] - 1).index_select(0, col)
+
+
+def column_squareplus(scores: Tensor, col: Tensor, n: int) -> Tensor:
+    """Squareplus normalisation within each column (global maximum subtracted first)."""
+    sp = _squareplus(scores)
+    return sp / _segment_sum(sp, col, n).index_select(0, col)
 
 
 def segment_squareplus(scores: Tensor, crow: Tensor, row: Tensor) -> Tensor:
     """Squareplus normalisation within each CSR row (global maximum subtracted first, as BLEND's code)."""
-    x = scores - scores.max()  # not detached: squareplus is not shift-invariant
-    sp = 0.5 * (x + torch.sqrt(x * x + 4.0))
+    sp = _squareplus(scores)
     return sp / _row_sum(sp, crow, row).index_select(0, row)
+
+
+def _squareplus(scores: Tensor) -> Tensor:
+    x = scores - scores.max()  # not detached: squareplus is not shift-invariant
+    return 0.5 * (x + torch.sqrt(x * x + 4.0))
 
 
 def edge_softmax(graph: Union[Graph, CSR], scores: Tensor) -> Tensor:

@@ -10,8 +10,10 @@ Presets (``preset=`` in :func:`beltrami.fit`):
   GDC, gdc_k, ppr_alpha] or DeepWalk [DW64/DW128], heads and key width [heads, attention_dim], kernel and
   squareplus normalisation [attention_type, square_plus], source term [add_source], attention frozen at
   z(0) [block attention, function laplacian], dropout [dropout, input_dropout], optimiser [optimizer, lr,
-  decay], epochs [epoch], self-loops [self_loop_weight > 0]. Attention weights start constant (the paper's
-  "constant initialisation"). ``use_lcc`` is not copied: the Planetoid rows of Table 2 use the public split
+  decay], epochs [epoch], self-loops [self_loop_weight > 0], attention normalised over columns
+  [attention_norm_idx 1 with PyG's (source, target) edges], input dropout on the positional coordinates too
+  (the official encoder drops both inputs). Attention weights start constant (the paper's "constant
+  initialisation"), the source weight at 0. ``use_lcc`` is not copied: the Planetoid rows of Table 2 use the public split
   on the full graph, the random-split rows (``split="random"``) take the largest component as the paper's
   protocol does.
 - ``paper-beltrami``: ``paper`` with the attention recomputed at every evaluation (the time-dependent
@@ -59,6 +61,7 @@ class FitConfig:
     attention_dim: int = 64
     attention_kind: str = "scaled_dot"
     normalisation: str = "softmax"
+    normalise_over: str = "rows"         # attention rows (node averages) or cols (official orientation) sum to 1
     attention_init: str = "constant"
     frozen: bool = True
     add_source: bool = False
@@ -76,6 +79,7 @@ class FitConfig:
     kinetic: float = 0.0                 # RNODE weights
     jacobian: float = 0.0
     input_dropout: float = 0.5
+    pos_dropout: Optional[float] = None  # dropout on the positional coordinates (None: input_dropout)
     dropout: float = 0.0
     # training
     optimizer: str = "adam"
@@ -107,8 +111,8 @@ class FitConfig:
         for name in ("lr", "time"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("input_dropout", "dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
+        for name in ("input_dropout", "dropout", "pos_dropout"):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         for name in ("epochs", "runs", "hidden", "heads", "pos_dim", "ppr_topk", "rewire_k", "attention_dim"):
             if getattr(self, name) < 1:
@@ -156,7 +160,7 @@ def _paper(time, tol_scale, adjoint, hidden, feat, pos, pos_type, gdc_k, heads, 
         ppr_topk=gdc_k, heads=heads, attention_dim=att_dim, attention_kind=kind,
         normalisation="squareplus" if square_plus else "softmax", add_source=source, dropout=dropout,
         input_dropout=input_dropout, lr=lr, weight_decay=decay, optimizer=optimizer, epochs=epochs,
-        self_loops=self_loops, frozen=True, attention_init="constant",
+        self_loops=self_loops, frozen=True, attention_init="constant", normalise_over="cols",
         extras={"paper_hidden_dim": hidden})
     if pos_type == "deepwalk":
         d["deepwalk_dim"] = gdc_k

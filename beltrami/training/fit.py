@@ -54,10 +54,12 @@ def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]
     model = BLEND(f, c, graph, pos_channels=0 if pos is None else pos.shape[1], hidden_features=cfg.hidden,
                   hidden_pos=cfg.pos_dim, heads=cfg.heads, attention_dim=cfg.attention_dim,
                   attention_kind=cfg.attention_kind, normalisation=cfg.normalisation,
+                  normalise_over=cfg.normalise_over,
                   attention_init=cfg.attention_init, frozen=cfg.frozen, add_source=cfg.add_source,
                   separate_diffusivity=cfg.separate_diffusivity, time=cfg.time, scheme=cfg.scheme,
                   step_size=cfg.step_size, rtol=cfg.rtol, atol=cfg.atol, backprop=cfg.backprop,
-                  input_dropout=cfg.input_dropout, dropout=cfg.dropout, regularization=reg,
+                  input_dropout=cfg.input_dropout, pos_dropout=cfg.pos_dropout, dropout=cfg.dropout,
+                  regularization=reg,
                   solver_options={"max_steps": cfg.max_steps, **solver_options})
     if cfg.compile != "eager":
         model.function = compile_function(model.function, cfg.compile)

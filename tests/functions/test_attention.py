@@ -9,10 +9,11 @@ from tests.reference import dense_attention, random_graph
 D = torch.float64
 
 
-def _att(kind, normalisation="softmax", attend_on="both", heads=2, dim=7, pos_dim=3, init="xavier"):
+def _att(kind, normalisation="softmax", attend_on="both", heads=2, dim=7, pos_dim=3, init="xavier",
+         normalise_over="rows"):
     torch.manual_seed(0)
     return EdgeAttention(dim, attention_dim=4 * heads, heads=heads, kind=kind, normalisation=normalisation,
-                         attend_on=attend_on, pos_dim=pos_dim, init=init).double()
+                         attend_on=attend_on, pos_dim=pos_dim, init=init, normalise_over=normalise_over).double()
 
 
 def _call(att, g, z):
@@ -22,11 +23,24 @@ def _call(att, g, z):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("normalisation", ["softmax", "squareplus"])
-def test_attention_matches_dense(kind, normalisation):
+@pytest.mark.parametrize("normalise_over", ["rows", "cols"])
+def test_attention_matches_dense(kind, normalisation, normalise_over):
     g = random_graph(n=14, isolated=2)
-    att = _att(kind, normalisation)
+    att = _att(kind, normalisation, normalise_over=normalise_over)
     z = torch.randn(14, 7, dtype=D)
-    torch.testing.assert_close(_call(att, g, z), dense_attention(att, g, z))
+    out = _call(att, g, z)
+    torch.testing.assert_close(out, dense_attention(att, g, z))
+    sums = torch.zeros(14, 2, dtype=D).index_add(0, g.row if normalise_over == "rows" else g.col, out)
+    nonempty = sums.abs().sum(1) > 0
+    torch.testing.assert_close(sums[nonempty], torch.ones_like(sums[nonempty]))
+
+
+@pytest.mark.parametrize("normalisation", ["softmax", "squareplus"])
+def test_column_normalisation_gradcheck(normalisation):
+    g = random_graph(n=7, m=16)
+    att = _att("scaled_dot", normalisation, heads=1, dim=4, pos_dim=2, normalise_over="cols")
+    z = torch.randn(7, 4, dtype=D, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z: _call(att, g, z), (z,))
 
 
 @pytest.mark.parametrize("attend_on", ["pos", "feat"])
