@@ -27,7 +27,8 @@ setup(
         "rich>=12",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-benchmark>=4", "asv>=0.6"],
+        "test": ["pytest>=7", "pytest-benchmark>=4", "asv>=0.6", "optuna>=3"],
+        "tune": ["ray[tune]>=2.9", "optuna>=3"],
         "sparse": ["torch-scatter>=2.1", "torch-sparse>=0.6.17"],
         "plot": ["matplotlib>=3.5"],
     },

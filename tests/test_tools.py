@@ -42,3 +42,23 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     text = md.read_text()
     assert "| cora | blend (frozen) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
     assert "(no runs yet)" in text  # table 3 is empty
+
+
+def test_encodings_scale_small_graph(tmp_path):
+    out = tmp_path / "enc.json"
+    subprocess.run([sys.executable, str(TOOLS / "encodings_scale.py"), "--which", "knn,ppr-dense",
+                    "--nodes", "400", "--dense-nodes", "300", "--output", str(out)],
+                   capture_output=True, text=True, check=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["which"] for r in rows] == ["knn", "ppr-dense", "ppr", "ppr-exact"]
+    assert all("error" not in r and r["seconds"] > 0 and r["peak_rss"] > 0 for r in rows)
+    assert rows[0]["edges"] >= 400 * 64 and rows[1]["nnz"] == rows[3]["nnz"] == 300 * 64
+
+
+def test_sweep_tool_with_the_fallback_engine(tmp_path):
+    pytest.importorskip("optuna")
+    out = subprocess.run([sys.executable, str(TOOLS / "sweep.py"), "--dataset", "cora", "--trials", "1",
+                          "--engine", "optuna", "--epochs", "1", "--output", str(tmp_path / "s")],
+                         capture_output=True, text=True, check=False, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["best"] is not None

@@ -25,7 +25,7 @@ ENGINES = ("ray", "optuna")
 
 def sweep(dataset: str, *, trials: int = 20, engine: str = "ray", space: Optional[Mapping[str, Domain]] = None,
           preset: Optional[str] = "paper", output: str = "sweep", seed: int = 0, address: Optional[str] = None,
-          **base: Any) -> Dict[str, Any]:
+          max_concurrent: Optional[int] = None, **base: Any) -> Dict[str, Any]:
     """Run a sweep; returns the ``sweep.json`` content (``trials`` rows and ``best``).
 
     Args:
@@ -33,7 +33,8 @@ def sweep(dataset: str, *, trials: int = 20, engine: str = "ray", space: Optiona
         trials: number of sampled points. engine: ``ray`` or ``optuna``.
         space: parameter -> domain (default ``PAPER_SPACE``). preset: the base preset of every trial.
         output: directory for ``trial-NNN.json`` and ``sweep.json``. seed: the sampler's seed.
-        address: a Ray cluster address (``ray`` engine; default: a local Ray).
+        address: a Ray cluster address (``ray`` engine; default: a local Ray on this machine's cores).
+        max_concurrent: at most this many trials at once (``ray``; default: one per free CPU).
         base: fixed :func:`beltrami.fit` options of every trial (e.g. ``split="random"``, ``seeds=[0, 1]``).
     """
     check_choice(engine, ENGINES, "sweep engine")
@@ -52,7 +53,7 @@ def sweep(dataset: str, *, trials: int = 20, engine: str = "ray", space: Optiona
     else:
         from . import optuna_engine as impl
     start = time.time()
-    rows = impl.run(space, trials, seed, trial_fn, out_dir, address=address)
+    rows = impl.run(space, trials, seed, trial_fn, out_dir, address=address, max_concurrent=max_concurrent)
     rows.sort(key=lambda r: r["trial"])
     done = [r for r in rows if "val_acc" in r]
     summary = {

@@ -126,7 +126,10 @@ def test_paper_presets_follow_best_params():
     assert (cfg.time, cfg.scheme, cfg.heads, cfg.attention_dim, cfg.optimizer) == (18.29, "dopri5", 8, 128, "adamax")
     assert abs(cfg.atol - 822e-7) < 1e-15 and abs(cfg.rtol - 822e-9) < 1e-15 and cfg.frozen
     assert cfg.hidden + cfg.pos_dim == 80 and cfg.normalisation == "squareplus" and cfg.add_source
+    assert cfg.normalise_over == "cols" and cfg.pos_dropout is None  # official orientation; input dropout on both
     assert not FitConfig.build("citeseer", "paper-beltrami").frozen
+    arxiv = FitConfig.build("synthetic-arxiv", "paper")  # the arxiv-sized stand-in takes ogbn-arxiv's values
+    assert (arxiv.time, arxiv.heads, arxiv.pos_encoding, arxiv.deepwalk_dim) == (3.676, 2, "deepwalk", 64)
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
