@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="paper", choices=("fast", "paper", "paper-beltrami"))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--root", default=None)
-    p.add_argument("--results-dir", default="results")
+    p.add_argument("--results-dir", default="docs/results")
     p.add_argument("--from-json", nargs="*", default=None, help="only write the markdown from these files")
     p.add_argument("--markdown", default="docs/results.md")
     args = p.parse_args(argv)

@@ -75,7 +75,8 @@ def ppr(graph: Graph, alpha: float = 0.05, topk: Optional[int] = 64, eps: Option
         block: rows processed at once (memory O(block * n_kept * avg_degree)).
         method: ``power`` (the truncated series above), ``solve`` (exact rows from one sparse LU of
             ``I - (1 - alpha) T^T``, solved for ``block`` rows at a time: O(block * n) memory, fast on graphs
-            of up to tens of thousands of nodes), or ``auto`` (``solve`` up to 30,000 nodes).
+            of a few thousand nodes; its fill-in, and so its cost, grows fast on expander-like graphs: a random
+            20,000-node graph did not finish in 4 minutes), or ``auto`` (``solve`` up to 5,000 nodes).
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
@@ -91,7 +92,7 @@ def ppr(graph: Graph, alpha: float = 0.05, topk: Optional[int] = 64, eps: Option
     isolated = deg == 0
     inv = np.where(isolated, 0.0, 1.0 / np.where(isolated, 1.0, deg))
     trans = (sp.diags(inv) @ adj + sp.diags(isolated.astype(np.float64))).tocsr()  # isolated: self-walk
-    if method == "solve" or (method == "auto" and n <= 30_000):
+    if method == "solve" or (method == "auto" and n <= 5_000):
         return _ppr_solve(trans, alpha, topk, block, show_progress)
     blocks = []
     dropped = np.zeros(n)
