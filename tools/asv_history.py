@@ -12,6 +12,7 @@ measured by the same suite.
 """
 import argparse
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -29,13 +30,14 @@ def main(argv=None) -> int:
     p.add_argument("--bench", default=None, help="asv --bench regex")
     args = p.parse_args(argv)
     hashes = [git("rev-parse", c) for c in args.commits]
-    subprocess.run(["asv", "machine", "--yes"], check=True, capture_output=True)
+    machine = platform.node()  # the name `asv machine --yes` records; compare needs it when several exist
+    subprocess.run(["asv", "machine", "--yes", "--machine", machine], check=True, capture_output=True)
     for h in hashes:
         with tempfile.TemporaryDirectory(prefix="asv-") as tmp:
             tree = str(Path(tmp) / "tree")
             git("worktree", "add", "--detach", tree, h)
             try:
-                cmd = ["asv", "run", "-E", "existing", "--set-commit-hash", h, "--show-stderr"]
+                cmd = ["asv", "run", "-E", "existing", "--set-commit-hash", h, "--show-stderr", "--machine", machine]
                 cmd += ["--quick"] if args.quick else []
                 cmd += ["--bench", args.bench] if args.bench else []
                 print(f"== {h[:10]} {git('log', '-1', '--format=%s', h)[:70]}", flush=True)
@@ -43,7 +45,7 @@ def main(argv=None) -> int:
             finally:
                 git("worktree", "remove", "--force", tree)
     if len(hashes) > 1:
-        subprocess.run(["asv", "compare", hashes[0], hashes[-1]], check=True)
+        subprocess.run(["asv", "compare", "--machine", machine, hashes[0], hashes[-1]], check=True)
     return 0
 
 
