@@ -49,7 +49,8 @@ def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]
     if cfg.model == "gat":
         return GAT(f, c, ds.graph, dropout=cfg.dropout or 0.6)
     solver_options = {k: v for k, v in (("adjoint_scheme", cfg.adjoint_scheme), ("adjoint_rtol", cfg.adjoint_rtol),
-                                        ("adjoint_atol", cfg.adjoint_atol)) if v is not None}
+                                        ("adjoint_atol", cfg.adjoint_atol),
+                                        ("adjoint_step_size", cfg.adjoint_step_size)) if v is not None}
     reg = Regularization(cfg.kinetic, cfg.jacobian) if (cfg.kinetic or cfg.jacobian) else None
     model = BLEND(f, c, graph, pos_channels=0 if pos is None else pos.shape[1], hidden_features=cfg.hidden,
                   hidden_pos=cfg.pos_dim, heads=cfg.heads, attention_dim=cfg.attention_dim,

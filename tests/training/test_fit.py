@@ -130,6 +130,7 @@ def test_paper_presets_follow_best_params():
     assert not FitConfig.build("citeseer", "paper-beltrami").frozen
     arxiv = FitConfig.build("synthetic-arxiv", "paper")  # the arxiv-sized stand-in takes ogbn-arxiv's values
     assert (arxiv.time, arxiv.heads, arxiv.pos_encoding, arxiv.deepwalk_dim) == (3.676, 2, "deepwalk", 64)
+    assert (arxiv.backprop, arxiv.adjoint_scheme, arxiv.adjoint_step_size) == ("adjoint", "rk4", 1.0)
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
