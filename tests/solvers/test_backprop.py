@@ -16,7 +16,10 @@ KW = {"euler": dict(step_size=0.1), "rk4": dict(step_size=0.25), "dopri5": dict(
 def _model(cls=FrozenAttentionDiffusion, n=12):
     torch.manual_seed(0)
     g = random_graph(n=n, m=4 * n, seed=1).symmetrize().add_self_loops()
-    return cls(g, 4, heads=2, attention_dim=4, add_source=True).double()
+    f = cls(g, 4, heads=2, attention_dim=4, add_source=True).double()
+    with torch.no_grad():
+        f.beta_train.fill_(0.7)  # beta starts at 0: give the source term a weight, so that its path is tested
+    return f
 
 
 def _grads(f, z0, scheme, backprop, **extra):
@@ -36,7 +39,8 @@ def test_adjoint_matches_direct(scheme, cls):
     adjoint, sol = _grads(f, z0, scheme, "adjoint", krylov_tol=1e-12)
     # fixed-step explicit schemes: the continuous adjoint differs from the discrete gradient by the
     # discretisation error of the backward solve; implicit: the discrete adjoint is exact.
-    tol = {"euler": 0.15, "rk4": 1e-3}.get(scheme, 1e-6)  # euler: first order, h = 0.1
+    # adaptive: the backward solve's own error at rtol 1e-9, larger for the third-order bosh3 (2e-6 seen)
+    tol = {"euler": 0.15, "rk4": 1e-3, "bosh3": 1e-5}.get(scheme, 1e-6)  # euler: first order, h = 0.1
     for d, a in zip(direct, adjoint):
         assert float((d - a).abs().max()) <= tol * max(1.0, float(d.abs().max())), scheme
     assert sol.stats["nfe_backward"] > 0
