@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from .space import Choice, Domain, LogUniform
+from .trial import METRICS
 
 TrialFn = Callable[[Dict[str, Any], str], Dict[str, Any]]
 
@@ -61,6 +62,5 @@ def run(space: Mapping[str, Domain], trials: int, seed: int, trial_fn: TrialFn, 
             rows.append({"trial": number, "params": dict(res.config or {}), "error": str(res.error)})
             continue
         rows.append({"trial": number, "params": dict(res.config),
-                     **{k: res.metrics[k] for k in ("val_acc", "test_acc", "test_acc_std", "seconds_per_epoch",
-                                                    "nfe_forward", "path")}})
+                     **{k: res.metrics[k] for k in METRICS}})
     return rows

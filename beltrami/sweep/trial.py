@@ -7,6 +7,9 @@ from typing import Any, Dict, Mapping, Optional
 from ..training import fit
 from .space import to_fit_options
 
+# What a trial reports (and every engine copies into the sweep's rows).
+METRICS = ("val_acc", "test_acc", "test_acc_std", "seconds_per_epoch", "nfe_forward", "path")
+
 
 def run_trial(dataset: str, preset: Optional[str], base: Mapping[str, Any], out_dir: Path,
               params: Mapping[str, Any], name: str) -> Dict[str, Any]:
@@ -16,5 +19,5 @@ def run_trial(dataset: str, preset: Optional[str], base: Mapping[str, Any], out_
     res = fit(dataset, preset=preset, **options)
     res.config["extras"] = {**res.config.get("extras", {}), "sweep_trial": name, "sweep_params": dict(params)}
     res.save(path)
-    return {"val_acc": res.val_acc, "test_acc": res.test_acc, "test_acc_std": res.test_acc_std,
-            "seconds_per_epoch": res.seconds_per_epoch, "nfe_forward": res.nfe_forward, "path": str(path)}
+    values = {"path": str(path)}
+    return {k: values[k] if k in values else getattr(res, k) for k in METRICS}
