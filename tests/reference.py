@@ -61,6 +61,14 @@ def dense_scores(att, z):
     if att.kind == "exp_kernel":
         sq = ((k[:, :, None, :] - q[:, None, :, :]) ** 2).sum(-1)
         return att.output_var ** 2 * torch.exp(-sq / (2 * att.lengthscale ** 2))
+    if att.kind == "exp_product":
+        zp = z[:, :att.pos_dim]
+        kp = att.W_Kp(zp).view(n, att.heads, att.d_k).transpose(0, 1)
+        qp = att.W_Qp(zp).view(n, att.heads, att.d_k).transpose(0, 1)
+        sq = ((k[:, :, None, :] - q[:, None, :, :]) ** 2).sum(-1)
+        sq_p = ((kp[:, :, None, :] - qp[:, None, :, :]) ** 2).sum(-1)
+        return (att.output_var ** 2 * torch.exp(-sq / (2 * att.lengthscale ** 2))
+                * att.output_var_p ** 2 * torch.exp(-sq_p / (2 * att.lengthscale_p ** 2)))
     s = k @ q.transpose(1, 2)
     return s / math.sqrt(att.d_k) if att.kind == "scaled_dot" else s
 

@@ -8,6 +8,10 @@ into ``H`` heads of width ``d_k``, a score ``s_ij`` is
 - ``cosine_sim``: cosine of ``K_i`` and ``Q_j``.
 - ``pearson``: cosine of ``K_i`` and ``Q_j`` after centring each over its ``d_k`` entries.
 - ``exp_kernel``: ``sigma^2 exp(-||K_i - Q_j||^2 / (2 l^2))`` with learnable ``sigma`` and ``l``.
+- ``exp_product``: the Beltrami form of ``exp_kernel`` that the official code uses when it attends on
+  positions and features together: the product of one exp kernel on the feature columns and one on the
+  positional columns, each with its own keys/queries, ``sigma`` and ``l``. The two length scales weigh
+  distance in position against distance in features, which one kernel on the joint projection cannot.
 
 Scores are normalised over each row (``softmax``, or the official code's ``squareplus``), so each head's
 attention matrix is row-stochastic: node ``i`` averages its neighbours. ``normalise_over="cols"`` normalises
@@ -26,7 +30,7 @@ from torch import Tensor, nn
 from ..sparse.softmax import column_softmax, column_squareplus, segment_softmax, segment_squareplus
 from ..validation import check_choice
 
-KINDS = ("scaled_dot", "cosine_sim", "pearson", "exp_kernel")
+KINDS = ("scaled_dot", "cosine_sim", "pearson", "exp_kernel", "exp_product")
 NORMALISATIONS = ("softmax", "squareplus")
 NORMALISE_OVER = ("rows", "cols")
 ATTEND_ON = ("both", "pos", "feat")
@@ -40,7 +44,8 @@ class EdgeAttention(nn.Module):
         dim: width of the joint state ``z`` (``pos_dim`` positional columns first, then features).
         attention_dim: total width of keys/queries; ``d_k = attention_dim // heads``.
         heads: number of heads H.
-        kind: ``scaled_dot`` (default), ``cosine_sim``, ``pearson`` or ``exp_kernel``.
+        kind: ``scaled_dot`` (default), ``cosine_sim``, ``pearson``, ``exp_kernel`` or ``exp_product``
+            (needs ``attend_on="both"`` and ``0 < pos_dim < dim``).
         normalisation: ``softmax`` (default) or ``squareplus``.
         attend_on: compute keys/queries from ``both`` (default) coordinates, only ``pos`` or only ``feat``.
         pos_dim: number of positional columns at the front of ``z`` (needed for ``attend_on != "both"``).
@@ -70,28 +75,44 @@ class EdgeAttention(nn.Module):
             raise ValueError(f"pos_dim must lie in [0, dim={dim}], got {pos_dim}")
         if attend_on == "pos" and pos_dim == 0 or attend_on == "feat" and pos_dim == dim:
             raise ValueError(f"attend_on={attend_on!r} but z has no such columns (pos_dim={pos_dim}, dim={dim})")
+        if kind == "exp_product" and (attend_on != "both" or not 0 < pos_dim < dim):
+            raise ValueError(f"kind='exp_product' needs attend_on='both' and positional and feature columns; "
+                             f"got attend_on={attend_on!r}, pos_dim={pos_dim}, dim={dim}")
         self.dim, self.attention_dim, self.heads, self.d_k = dim, attention_dim, heads, attention_dim // heads
         self.kind, self.normalisation, self.attend_on, self.pos_dim, self.init = kind, normalisation, attend_on, pos_dim, init
         self.normalise_over = normalise_over
-        self.lo = pos_dim if attend_on == "feat" else 0
+        # W_K, W_Q read columns [lo, hi); exp_product reads the features there and the positions with W_Kp, W_Qp
+        self.lo = pos_dim if attend_on == "feat" or kind == "exp_product" else 0
         self.hi = pos_dim if attend_on == "pos" else dim
         self.W_K = nn.Linear(self.hi - self.lo, attention_dim)
         self.W_Q = nn.Linear(self.hi - self.lo, attention_dim)
-        # exp_kernel's output scale and length scale (unused by the other kinds, kept for one code path).
+        product = kind == "exp_product"
+        self.W_Kp: nn.Module = nn.Linear(pos_dim, attention_dim) if product else nn.Identity()
+        self.W_Qp: nn.Module = nn.Linear(pos_dim, attention_dim) if product else nn.Identity()
+        # the exp kernels' output scales and length scales (unused by the other kinds, kept for one code path)
         self.output_var = nn.Parameter(torch.ones(()))
         self.lengthscale = nn.Parameter(torch.ones(()))
+        self.output_var_p = nn.Parameter(torch.ones(()))
+        self.lengthscale_p = nn.Parameter(torch.ones(()))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for lin in (self.W_K, self.W_Q):
+        for lin in (self.W_K, self.W_Q, self.W_Kp, self.W_Qp):
+            if not isinstance(lin, nn.Linear):
+                continue
             if self.init == "constant":
                 nn.init.constant_(lin.weight, 1e-5)
                 nn.init.zeros_(lin.bias)
             else:
                 nn.init.xavier_uniform_(lin.weight)
                 nn.init.zeros_(lin.bias)
-        nn.init.ones_(self.output_var)
-        nn.init.ones_(self.lengthscale)
+        for p in (self.output_var, self.lengthscale, self.output_var_p, self.lengthscale_p):
+            nn.init.ones_(p)
+
+    def _sq_dist(self, k: Tensor, q: Tensor, dots: Tensor, row: Tensor, col: Tensor) -> Tensor:
+        """``||k_i - q_j||^2`` per edge and head from the per-edge dots, without an ``[E, d_k]`` tensor."""
+        sq = (k * k).sum(-1).index_select(0, row) + (q * q).sum(-1).index_select(0, col) - 2.0 * dots
+        return sq.clamp_min(0.0)
 
     def scores(self, z: Tensor, crow: Tensor, col: Tensor, row: Tensor, t_crow: Tensor, t_col: Tensor,
                t_perm: Tensor, t_perm_inv: Tensor) -> Tensor:
@@ -110,8 +131,16 @@ class EdgeAttention(nn.Module):
         if self.kind == "scaled_dot":
             return dots / math.sqrt(self.d_k)
         if self.kind == "exp_kernel":
-            sq = (k * k).sum(-1).index_select(0, row) + (q * q).sum(-1).index_select(0, col) - 2.0 * dots
-            return self.output_var ** 2 * torch.exp(-sq.clamp_min(0.0) / (2.0 * self.lengthscale ** 2))
+            sq = self._sq_dist(k, q, dots, row, col)
+            return self.output_var ** 2 * torch.exp(-sq / (2.0 * self.lengthscale ** 2))
+        if self.kind == "exp_product":
+            zp = z[:, :self.pos_dim]
+            kp = self.W_Kp(zp).view(n, self.heads, self.d_k)
+            qp = self.W_Qp(zp).view(n, self.heads, self.d_k)
+            dots_p = torch.ops.beltrami.csr_sddmm(crow, col, kp, qp, t_crow, t_col, t_perm, t_perm_inv)
+            sq = self._sq_dist(k, q, dots, row, col) / (2.0 * self.lengthscale ** 2)
+            sq_p = self._sq_dist(kp, qp, dots_p, row, col) / (2.0 * self.lengthscale_p ** 2)
+            return (self.output_var * self.output_var_p) ** 2 * torch.exp(-(sq + sq_p))
         return dots
 
     def forward(self, z: Tensor, crow: Tensor, col: Tensor, row: Tensor, t_crow: Tensor, t_col: Tensor,

@@ -74,9 +74,25 @@ def test_constant_init_starts_uniform():
     torch.testing.assert_close(out, (1.0 / deg[g.row]).unsqueeze(1).expand(-1, 2), atol=1e-6, rtol=0)
 
 
+def test_exp_product_separates_positions_from_features():
+    g = random_graph()
+    att = _att("exp_product")
+    z = torch.randn(g.num_nodes, 7, dtype=D)
+    out = _call(att, g, z)
+    with torch.no_grad():  # an infinite positional length scale leaves the feature kernel alone
+        att.lengthscale_p.fill_(1e12)
+    feat_only = _call(att, g, z)
+    assert not torch.allclose(out, feat_only)
+    z2 = z.clone()
+    z2[:, :3] = torch.randn_like(z2[:, :3])
+    torch.testing.assert_close(_call(att, g, z2), feat_only)
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match="unknown attention kind 'dot'"):
         EdgeAttention(4, kind="dot")
+    with pytest.raises(ValueError, match="exp_product.*pos_dim=0"):
+        EdgeAttention(4, kind="exp_product", pos_dim=0)
     with pytest.raises(ValueError, match="multiple of heads"):
         EdgeAttention(4, attention_dim=6, heads=4)
     with pytest.raises(ValueError, match="no such columns"):

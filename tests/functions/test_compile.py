@@ -19,6 +19,7 @@ def _functions(g):
     return {
         "beltrami": BeltramiDiffusion(g, 6, pos_dim=2, heads=2, attention_dim=4, add_source=True,
                                       separate_diffusivity=True).double(),
+        "beltrami-exp": BeltramiDiffusion(g, 6, pos_dim=2, heads=2, attention_dim=4, kind="exp_product").double(),
         "frozen": FrozenAttentionDiffusion(g, 6, heads=2, attention_dim=4, kind="cosine_sim",
                                            normalisation="squareplus").double(),
         "laplacian": LaplacianDiffusion(g, 6, norm="rw"),
@@ -33,7 +34,7 @@ def _run(f, z0, z):
     return out.detach(), [None if gr is None else gr.detach() for gr in grads]
 
 
-@pytest.mark.parametrize("name", ["beltrami", "frozen", "laplacian"])
+@pytest.mark.parametrize("name", ["beltrami", "beltrami-exp", "frozen", "laplacian"])
 @pytest.mark.parametrize("mode", ["script", "compile"])
 def test_compiled_equals_eager(name, mode):
     g = random_graph(n=20, m=60)
