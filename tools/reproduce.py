@@ -46,7 +46,7 @@ def run(args) -> List[Path]:
     written = []
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
-            preset = args.preset if model in ("blend", "blend-knn") else "fast"
+            preset = args.preset
             try:
                 res = beltrami.fit(dataset, preset=preset, model=model, split=SPLIT[args.table],
                                    seeds=list(range(args.seeds)), root=args.root)
@@ -71,8 +71,10 @@ def markdown(paths: List[Path]) -> str:
         ours = f"{100 * res.test_acc:.1f} ± {100 * res.test_acc_std:.1f}"
         ref = f"{paper[0]} ± {paper[1]}" if paper else "—"
         diff = f"{100 * res.test_acc - paper[0]:+.1f}" if paper else "—"
-        flow = "frozen" if res.config.get("frozen") else "time-dependent"
-        rows[table].append(f"| {res.dataset} | {res.model} ({flow}) | {ours} | {ref} | {diff} | {len(res.runs)} | "
+        name = res.model
+        if res.model in ("blend", "blend-knn"):
+            name += " (frozen)" if res.config.get("frozen") else " (time-dependent)"
+        rows[table].append(f"| {res.dataset} | {name} | {ours} | {ref} | {diff} | {len(res.runs)} | "
                            f"{res.seconds_per_epoch:.2f} | {res.nfe_forward:.0f}/{res.nfe_backward:.0f} | "
                            f"`{extras.get('command', path.name)}` |")
     head = ("| dataset | model | ours | paper | diff | seeds | s/epoch | NFE fwd/bwd | command |\n"

@@ -131,6 +131,15 @@ def test_paper_presets_follow_best_params():
     arxiv = FitConfig.build("synthetic-arxiv", "paper")  # the arxiv-sized stand-in takes ogbn-arxiv's values
     assert (arxiv.time, arxiv.heads, arxiv.pos_encoding, arxiv.deepwalk_dim) == (3.676, 2, "deepwalk", 64)
     assert (arxiv.backprop, arxiv.adjoint_scheme, arxiv.adjoint_step_size) == ("adjoint", "rk4", 1.0)
+    # official attention_norm_idx: 0 (rows) on ogbn-arxiv; CiteSeer's Beltrami exp kernel is the product form
+    assert arxiv.normalise_over == "rows" and FitConfig.build("citeseer", "paper").attention_kind == "exp_product"
+
+
+def test_paper_preset_for_baselines_is_their_own_papers_settings():
+    gcn = FitConfig.build("citeseer", "paper", model="gcn")
+    assert (gcn.hidden, gcn.dropout, gcn.lr, gcn.weight_decay, gcn.epochs) == (16, 0.5, 0.01, 5e-4, 200)
+    gat = FitConfig.build("cora", "paper", model="gat", epochs=5)  # keyword options still override
+    assert (gat.dropout, gat.lr, gat.epochs, gat.pos_encoding) == (0.6, 0.005, 5, None)
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
