@@ -48,7 +48,9 @@ class FitConfig:
     pos_encoding: Optional[str] = None   # None, "ppr" (top-k PPR rows), "deepwalk", "hyperbolic"
     pos_dim: int = 16                    # width of phi(U)
     ppr_alpha: float = 0.05
-    ppr_topk: int = 64
+    ppr_topk: Optional[int] = 64         # entries kept per PPR row (None: all, n per row: small graphs only)
+    ppr_normalization: str = "rw"        # "rw" (random-walk rows) or "sym-col" (the official code's GDC
+                                         # encoding; self-loops of weight 1 when self_loops is on)
     deepwalk_dim: int = 64
     hyperbolic_dim: int = 8              # Poincare-ball dimension (the paper used 2-16)
     # rewiring (BLEND-kNN)
@@ -117,7 +119,10 @@ class FitConfig:
         for name in ("input_dropout", "dropout", "pos_dropout"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
-        for name in ("epochs", "runs", "hidden", "heads", "pos_dim", "ppr_topk", "rewire_k", "attention_dim"):
+        check_choice(self.ppr_normalization, ("rw", "sym-col"), "ppr_normalization")
+        if self.ppr_topk is not None and self.ppr_topk < 1:
+            raise ValueError(f"ppr_topk must be >= 1 or None, got {self.ppr_topk}")
+        for name in ("epochs", "runs", "hidden", "heads", "pos_dim", "rewire_k", "attention_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.weight_decay < 0 or self.kinetic < 0 or self.jacobian < 0:

@@ -14,11 +14,13 @@ from ..encodings import knn_graph, ppr, ppr_graph
 from ..graph import Graph
 
 
-def _ppr_matrix(ds: Dataset, alpha: float, topk: int, show: bool) -> sp.csr_matrix:
-    key = cache_key("ppr", ds.graph.fingerprint(), alpha, topk)
+def _ppr_matrix(ds: Dataset, alpha: float, topk: Optional[int], show: bool, normalization: str = "rw",
+                self_loop_weight: float = 0.0) -> sp.csr_matrix:
+    key = cache_key("ppr", ds.graph.fingerprint(), alpha, topk, normalization, self_loop_weight)
 
     def compute():
-        m = ppr(ds.graph, alpha, topk=topk, show_progress=show).matrix
+        m = ppr(ds.graph, alpha, topk=topk, show_progress=show, normalization=normalization,
+                self_loop_weight=self_loop_weight).matrix
         return {"indptr": torch.from_numpy(m.indptr.astype(np.int64)), "indices": torch.from_numpy(m.indices.astype(np.int64)),
                 "data": torch.from_numpy(m.data.astype(np.float32))}
 
@@ -33,7 +35,9 @@ def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
     if cfg.model in ("gcn", "gat") or cfg.pos_encoding is None:
         return None
     if cfg.pos_encoding == "ppr":
-        m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress)
+        sym = cfg.ppr_normalization == "sym-col"
+        m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress, cfg.ppr_normalization,
+                        1.0 if sym and cfg.self_loops else 0.0)
         return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
                                        torch.from_numpy(m.indices.astype(np.int64)),
                                        torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False)

@@ -23,6 +23,29 @@ def test_ppr_exact_mode_matches_dense(method):
     np.testing.assert_allclose(r.matrix.toarray(), _dense_ppr(g, 0.15), atol=1e-10)
 
 
+def _dense_gdc_positions(g, alpha, loop):
+    """The official code's positional encoding, densely: symmetric PPR of A + loop I, columns summing to 1."""
+    a = g.coalesce().to_scipy().toarray() + loop * np.eye(g.num_nodes)
+    d = a.sum(1)
+    t = a / np.sqrt(d)[:, None] / np.sqrt(d)[None, :]
+    s = alpha * np.linalg.inv(np.eye(len(d)) - (1 - alpha) * t)
+    return s / s.sum(0, keepdims=True)
+
+
+@pytest.mark.parametrize("method", ["solve", "power"])
+def test_ppr_sym_col_matches_the_official_dense_encoding(method):
+    g = random_graph(n=40, m=120, seed=4).symmetrize()
+    ref = _dense_gdc_positions(g, 0.05, 1.0)
+    r = ppr(g, 0.05, topk=None, eps=None, tol=1e-12, method=method, normalization="sym-col",
+            self_loop_weight=1.0, show_progress=False)
+    np.testing.assert_allclose(r.matrix.toarray(), ref, atol=1e-9)
+    assert not np.allclose(ref, _dense_ppr(g, 0.05))  # a different encoding from the random-walk rows
+    top = ppr(g, 0.05, topk=6, eps=None, tol=1e-12, method=method, normalization="sym-col",
+              self_loop_weight=1.0, show_progress=False).matrix.toarray()
+    for i in range(40):  # the top-k cut keeps each row's largest rescaled entries
+        np.testing.assert_allclose(np.sort(top[i])[-6:], np.sort(ref[i])[-6:], atol=1e-9)
+
+
 def test_ppr_approximate_mode_within_its_bound():
     g = random_graph(n=60, m=240, seed=3).symmetrize()
     exact = _dense_ppr(g, 0.1)
@@ -92,6 +115,8 @@ def test_encoding_errors():
         ppr(g, 1.5)
     with pytest.raises(ValueError, match="topk must lie"):
         ppr(g, 0.1, topk=10)
+    with pytest.raises(ValueError, match="unknown PPR normalization 'col'"):
+        ppr(g, 0.1, topk=5, normalization="col")
     with pytest.raises(ValueError, match="k must lie"):
         knn_graph(torch.randn(10, 2), 10)
     bad = torch.randn(10, 2)

@@ -113,6 +113,10 @@ def test_config_errors():
         FitConfig(model="sage")
     with pytest.raises(ValueError, match="dropout must lie in"):
         FitConfig(dropout=1.5)
+    with pytest.raises(ValueError, match="unknown ppr_normalization 'sym'"):
+        FitConfig(ppr_normalization="sym")
+    with pytest.raises(ValueError, match="ppr_topk must be >= 1 or None"):
+        FitConfig(ppr_topk=0)
     with pytest.raises(ValueError, match="unknown preset 'best'"):
         beltrami.fit("cora", preset="best")
     with pytest.raises(ValueError, match="has values for"):
