@@ -9,7 +9,7 @@ rewired graph (see :mod:`beltrami.encodings`); GRAND-l is BLEND without position
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -111,13 +111,24 @@ class BLEND(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(F.dropout(F.relu(z), self.dropout, self.training))
 
-    def forward(self, x: Tensor, pos: Optional[Tensor] = None) -> Tensor:
-        z0 = self.encode(x, pos)
-        sol = solve(self.function, z0, self.time, scheme=self.scheme, step_size=self.step_size, rtol=self.rtol,
-                    atol=self.atol, backprop=self.backprop, regularization=self.regularization,
+    def _solve(self, z0: Tensor, t1: float, t_eval: Optional[Sequence[float]] = None):
+        sol = solve(self.function, z0, t1, scheme=self.scheme, step_size=self.step_size, rtol=self.rtol,
+                    atol=self.atol, backprop=self.backprop, regularization=self.regularization, t_eval=t_eval,
                     **self.solver_options)
         self.last_solution = sol
-        return self.decode(sol.z)
+        return sol
+
+    def forward(self, x: Tensor, pos: Optional[Tensor] = None) -> Tensor:
+        return self.decode(self._solve(self.encode(x, pos), self.time).z)
+
+    def forward_times(self, x: Tensor, pos: Optional[Tensor], times: Sequence[float]) -> Tensor:
+        """Logits of the state at each of ``times`` (increasing, > 0; may pass ``self.time``) from one solve.
+
+        Shapes:
+            output ``[len(times), N, out_channels]``.
+        """
+        sol = self._solve(self.encode(x, pos), float(times[-1]), t_eval=list(times))
+        return torch.stack([self.decode(z) for z in sol.zs])
 
     def __repr__(self) -> str:
         flow = "frozen" if self.frozen else "beltrami"

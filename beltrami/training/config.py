@@ -92,6 +92,10 @@ class FitConfig:
     weight_decay: float = 5e-4
     epochs: int = 100
     patience: Optional[int] = None       # early stopping on validation accuracy (None: run all epochs)
+    select_time: float = 0.0             # > 0: every evaluation decodes z(t) at select_time_points times in
+                                         # (0, select_time * time] and keeps the time of best validation
+                                         # accuracy (the official code's GNNEarly, earlystopxT = 3); 0: z(T) only
+    select_time_points: int = 48
     # runs
     seed: int = 0
     runs: int = 1
@@ -122,7 +126,10 @@ class FitConfig:
         check_choice(self.ppr_normalization, ("rw", "sym-col"), "ppr_normalization")
         if self.ppr_topk is not None and self.ppr_topk < 1:
             raise ValueError(f"ppr_topk must be >= 1 or None, got {self.ppr_topk}")
-        for name in ("epochs", "runs", "hidden", "heads", "pos_dim", "rewire_k", "attention_dim"):
+        if self.select_time < 0:
+            raise ValueError(f"select_time must be >= 0, got {self.select_time}")
+        for name in ("epochs", "runs", "hidden", "heads", "pos_dim", "rewire_k", "attention_dim",
+                     "select_time_points"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.weight_decay < 0 or self.kinetic < 0 or self.jacobian < 0:

@@ -79,6 +79,25 @@ def _accuracies(logits: Tensor, ds: Dataset) -> Tuple[float, float, float]:
                  for m in (ds.train_mask, ds.val_mask, ds.test_mask))
 
 
+def evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Optional[Tensor]
+             ) -> Tuple[float, float, float, Optional[float]]:
+    """Train/val/test accuracy of ``model`` in eval mode, and the integration time they were read at.
+
+    With ``cfg.select_time`` a BLEND is decoded at ``select_time_points`` times in ``(0, select_time * T]``
+    and the first time of best validation accuracy is kept, as the official code's early-stopping
+    integrator does at every accepted step (selection uses validation labels only)."""
+    model.eval()
+    with torch.no_grad():
+        if not (cfg.select_time > 0 and isinstance(model, BLEND)):
+            tr, va, te = _accuracies(model(x, pos).cpu(), ds)
+            return tr, va, te, (cfg.time if isinstance(model, BLEND) else None)
+        k = cfg.select_time_points
+        times = [cfg.select_time * cfg.time * (i + 1) / k for i in range(k)]
+        accs = [_accuracies(logits.cpu(), ds) for logits in model.forward_times(x, pos, times)]
+    best = max(range(k), key=lambda i: (accs[i][1], -i))
+    return (*accs[best], times[best])
+
+
 def _nfe(model: nn.Module) -> Tuple[int, int]:
     sol = getattr(model, "last_solution", None)
     if sol is None:
@@ -122,11 +141,9 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
         opt.step()
         nfe_f, nfe_b = _nfe(model)
         seconds = time.perf_counter() - t0
-        model.eval()
-        with torch.no_grad():
-            tr, va, te = _accuracies(model(x, pos).cpu(), ds)
+        tr, va, te, t_read = evaluate(cfg, model, ds, x, pos)
         record = {"epoch": epoch, "loss": float(loss.detach()), "train_acc": tr, "val_acc": va, "test_acc": te,
-                  "nfe_forward": nfe_f, "nfe_backward": nfe_b, "seconds": seconds}
+                  "nfe_forward": nfe_f, "nfe_backward": nfe_b, "seconds": seconds, "time": t_read}
         state["history"].append(record)
         if best is None or va > best["val_acc"]:
             best = {**record, "state_dict": copy.deepcopy(model.state_dict())}
@@ -146,7 +163,7 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
                        test_acc=best["test_acc"],
                        seconds_per_epoch=float(np.mean([h["seconds"] for h in hist])),
                        nfe_forward=[h["nfe_forward"] for h in hist], nfe_backward=[h["nfe_backward"] for h in hist],
-                       history=hist)
+                       history=hist, best_time=best.get("time"))
     return result, model
 
 

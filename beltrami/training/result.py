@@ -47,6 +47,7 @@ class RunResult:
     nfe_forward: List[int] = field(default_factory=list)
     nfe_backward: List[int] = field(default_factory=list)
     history: List[Dict[str, float]] = field(default_factory=list)
+    best_time: Optional[float] = None   # the integration time of the best evaluation (``select_time``)
 
 
 @dataclass

@@ -64,6 +64,20 @@ def test_every_scheme_and_backprop_trains(small, scheme, backprop):
     assert res.history[0]["nfe_forward"] > 0 and res.history[0]["nfe_backward"] > 0
 
 
+def test_select_time_reads_the_best_validation_time(small):
+    """Evaluation does not change training, so with T on the evaluation grid the selected validation
+    accuracy is never below the one at T, epoch by epoch; the selected time lies in (0, 3T]."""
+    kw = dict(epochs=4, time=1.0, scheme="dopri5", rtol=1e-3, atol=1e-4, progress=False, hidden=16,
+              attention_dim=8, heads=2)
+    plain = beltrami.fit(small, **kw)
+    picked = beltrami.fit(small, select_time=3.0, select_time_points=12, **kw)
+    for a, b in zip(plain.history, picked.history):
+        assert a["loss"] == b["loss"] and b["val_acc"] >= a["val_acc"] and 0.0 < b["time"] <= 3.0 + 1e-9
+    assert plain.history[0]["time"] == 1.0 and picked.runs[0].best_time == picked.history[picked.runs[0].best_epoch]["time"]
+    with pytest.raises(ValueError, match="select_time must be >= 0"):
+        FitConfig(select_time=-1.0)
+
+
 @pytest.mark.parametrize("model", ["gcn", "gat", "grand-l", "blend-knn"])
 def test_other_models_train(small, model):
     res = beltrami.fit(small, model=model, epochs=5, scheme="rk4", step_size=1.0, progress=False, rewire_k=5,
