@@ -14,6 +14,11 @@ from ..encodings import knn_graph, ppr, ppr_graph
 from ..graph import Graph
 
 
+# ppr_topk=None stores n entries per row (the official code's dense encoding on Cora and CiteSeer); beyond
+# this size that is n^2 memory, so it is refused.
+MAX_FULL_PPR_NODES = 20_000
+
+
 def _ppr_matrix(ds: Dataset, alpha: float, topk: Optional[int], show: bool, normalization: str = "rw",
                 self_loop_weight: float = 0.0) -> sp.csr_matrix:
     key = cache_key("ppr", ds.graph.fingerprint(), alpha, topk, normalization, self_loop_weight)
@@ -35,6 +40,10 @@ def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
     if cfg.model in ("gcn", "gat") or cfg.pos_encoding is None:
         return None
     if cfg.pos_encoding == "ppr":
+        if cfg.ppr_topk is None and ds.num_nodes > MAX_FULL_PPR_NODES:
+            raise ValueError(f"ppr_topk=None keeps all {ds.num_nodes} entries of every PPR row (n^2 = "
+                             f"{ds.num_nodes ** 2:,} values); allowed up to {MAX_FULL_PPR_NODES:,} nodes. "
+                             f"Pass ppr_topk=k (e.g. 64) on graphs this large")
         sym = cfg.ppr_normalization == "sym-col"
         m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress, cfg.ppr_normalization,
                         1.0 if sym and cfg.self_loops else 0.0)

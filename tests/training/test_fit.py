@@ -131,6 +131,9 @@ def test_config_errors():
         FitConfig(ppr_normalization="sym")
     with pytest.raises(ValueError, match="ppr_topk must be >= 1 or None"):
         FitConfig(ppr_topk=0)
+    big = beltrami.load_dataset("synthetic", num_nodes=20_001, num_features=4, avg_degree=2, lcc=False)
+    with pytest.raises(ValueError, match="ppr_topk=None keeps all 20001 entries.*up to 20,000 nodes"):
+        beltrami.fit(big, pos_encoding="ppr", ppr_topk=None, epochs=1, progress=False)
     with pytest.raises(ValueError, match="unknown preset 'best'"):
         beltrami.fit("cora", preset="best")
     with pytest.raises(ValueError, match="has values for"):
@@ -145,6 +148,7 @@ def test_paper_presets_follow_best_params():
     assert abs(cfg.atol - 822e-7) < 1e-15 and abs(cfg.rtol - 822e-9) < 1e-15 and cfg.frozen
     assert cfg.hidden + cfg.pos_dim == 80 and cfg.normalisation == "squareplus" and cfg.add_source
     assert cfg.normalise_over == "cols" and cfg.pos_dropout is None  # official orientation; input dropout on both
+    assert (cfg.ppr_normalization, cfg.ppr_topk, cfg.select_time) == ("sym-col", None, 3.0)  # exact GDC rows
     assert not FitConfig.build("citeseer", "paper-beltrami").frozen
     arxiv = FitConfig.build("synthetic-arxiv", "paper")  # the arxiv-sized stand-in takes ogbn-arxiv's values
     assert (arxiv.time, arxiv.heads, arxiv.pos_encoding, arxiv.deepwalk_dim) == (3.676, 2, "deepwalk", 64)
