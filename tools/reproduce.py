@@ -72,10 +72,11 @@ def markdown(paths: List[Path]) -> str:
         ref = f"{paper[0]} ± {paper[1]}" if paper else "—"
         diff = f"{100 * res.test_acc - paper[0]:+.1f}" if paper else "—"
         name = res.model
+        nfe = f"{res.nfe_forward:.0f}/{res.nfe_backward:.0f}" if res.nfe_forward else "—"
         if res.model in ("blend", "blend-knn"):
             name += " (frozen)" if res.config.get("frozen") else " (time-dependent)"
         rows[table].append(f"| {res.dataset} | {name} | {ours} | {ref} | {diff} | {len(res.runs)} | "
-                           f"{res.seconds_per_epoch:.2f} | {res.nfe_forward:.0f}/{res.nfe_backward:.0f} | "
+                           f"{res.seconds_per_epoch:.2f} | {nfe} | "
                            f"`{extras.get('command', path.name)}` |")
     head = ("| dataset | model | ours | paper | diff | seeds | s/epoch | NFE fwd/bwd | command |\n"
             "|---|---|---|---|---|---|---|---|---|")
