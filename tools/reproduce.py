@@ -46,16 +46,15 @@ def run(args) -> List[Path]:
     written = []
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
-            preset = args.preset
             try:
-                res = beltrami.fit(dataset, preset=preset, model=model, split=SPLIT[args.table],
+                res = beltrami.fit(dataset, preset=args.preset, model=model, split=SPLIT[args.table],
                                    seeds=list(range(args.seeds)), root=args.root)
             except DatasetFileError as err:
                 print(f"{dataset}: files missing ({err})", file=sys.stderr)
                 continue
             res.config["extras"] = {**res.config.get("extras", {}), "table": args.table,
-                                    "command": command(args.table, dataset, model, preset, args.seeds)}
-            path = out_dir / f"table{args.table}-{dataset}-{model}-{preset}.json"
+                                    "command": command(args.table, dataset, model, args.preset, args.seeds)}
+            path = out_dir / f"table{args.table}-{dataset}-{model}-{args.preset}.json"
             res.save(path)
             written.append(path)
     return written

@@ -137,8 +137,9 @@ def ppr(graph: Graph, alpha: float = 0.05, topk: Optional[int] = 64, eps: Option
 def _sym_col_scale(trans: sp.csr_matrix, deg: np.ndarray, alpha: float, tol: float):
     """Row and column factors turning random-walk PPR rows into column-normalised symmetric PPR.
 
-    ``S = D^1/2 PPR D^-1/2`` and its column sums ``c = (sqrt(d)^T PPR) / sqrt(d)``; the row vector
-    ``sqrt(d)^T PPR`` is one series ``alpha sum_k (1 - alpha)^k v^T T^k``, summed to ``tol * 1e-6``."""
+    ``S = D^1/2 PPR D^-1/2`` has column sums ``c = (sqrt(d)^T PPR) / sqrt(d)``, so the column factor
+    ``1 / (sqrt(d) c)`` is ``1 / (sqrt(d)^T PPR)``: one series ``alpha sum_k (1 - alpha)^k v^T T^k`` with
+    ``v = sqrt(d)``, summed to ``tol * 1e-6``."""
     sq = np.sqrt(deg)
     term = alpha * sq
     acc = term.copy()
@@ -146,7 +147,7 @@ def _sym_col_scale(trans: sp.csr_matrix, deg: np.ndarray, alpha: float, tol: flo
     for _ in range(math.ceil(math.log(tol * 1e-6) / math.log(1.0 - alpha))):
         term = (1.0 - alpha) * (trans_t @ term)
         acc += term
-    return sq, 1.0 / (sq * (acc / sq))
+    return sq, 1.0 / acc
 
 
 def _cut(rows_m: sp.csr_matrix, rows: np.ndarray, topk: Optional[int], scale):

@@ -194,8 +194,8 @@ def _paper(time, tol_scale, adjoint, hidden, feat, pos, pos_type, gdc_k, heads, 
 
 
 # One row per dataset of best-params.md. The official adjoint_method adaptive_heun is not among our
-# schemes: bosh3 (also an adaptive explicit pair, one order higher) replaces it. Two values come from the
-# official code's own best_params.py where best-params.md is silent or differs:
+# schemes: bosh3 (also an adaptive explicit pair, one order higher) replaces it. Some values come from the
+# official code where best-params.md is silent or differs (exact, earlystopxT: see the module docstring):
 # - attention_norm_idx (norm_idx) is 1 for Cora, CiteSeer and Coauthor CS but 0 (rows) for PubMed,
 #   Computers, Photo and ogbn-arxiv; best-params.md says 1 everywhere.
 # - CiteSeer's exp_kernel with beltrami=True is the product of a feature kernel and a positional kernel,

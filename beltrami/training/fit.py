@@ -158,6 +158,8 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
         if cfg.patience is not None and epoch - best["epoch"] >= cfg.patience:
             break
     model.load_state_dict(best["state_dict"])
+    if cfg.select_time > 0 and isinstance(model, BLEND):
+        model.time = best["time"]  # the returned model predicts at the time its reported accuracy was read
     hist = state["history"]
     result = RunResult(seed=seed, best_epoch=best["epoch"], train_acc=best["train_acc"], val_acc=best["val_acc"],
                        test_acc=best["test_acc"],
