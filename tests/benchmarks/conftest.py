@@ -1,9 +1,16 @@
-"""Shared fixtures of the pytest-benchmark micro-benchmarks (run: python -m pytest -m benchmark tests/benchmarks)."""
+"""Shared fixtures of the pytest-benchmark micro-benchmarks (run: python -m pytest -m benchmark tests/benchmarks).
+
+``BELTRAMI_BENCH_DEVICE=cuda`` runs them on the GPU: graphs and tensors live there, every timed step ends
+with a synchronisation, and the bandwidth they are compared with is the GPU's own copy bandwidth."""
+import os
+
 import pytest
 import torch
 
 import beltrami
-from beltrami.bench.measure import memory_bandwidth
+from beltrami.bench.measure import memory_bandwidth, synchronize
+
+DEVICE = torch.device(os.environ.get("BELTRAMI_BENCH_DEVICE", "cpu"))
 
 SIZES = {"20k": dict(num_nodes=20_000, num_edges=100_000), "arxiv": None, "arxiv-local": "local"}
 
@@ -22,8 +29,9 @@ def local_graph(num_nodes: int = 169_343, num_edges: int = 1_166_243, window: in
 
 @pytest.fixture(scope="session")
 def bandwidth() -> float:
-    """This machine's copy bandwidth (bytes/s), measured once per session."""
-    return memory_bandwidth()
+    """The device's copy bandwidth (bytes/s), measured once per session (1 GiB on a GPU, whose copy of
+    256 MiB would take a tenth of a millisecond)."""
+    return memory_bandwidth(2**30 if DEVICE.type == "cuda" else 256 * 2**20, device=DEVICE)
 
 
 @pytest.fixture(scope="session", params=list(SIZES))
@@ -32,16 +40,25 @@ def graph(request) -> beltrami.Graph:
     graph of the same size with locality."""
     spec = SIZES[request.param]
     if spec == "local":
-        return local_graph()
+        return local_graph().to(DEVICE)
     if spec is None:
-        return beltrami.load_dataset("synthetic-arxiv", lcc=False).graph
-    return beltrami.load_dataset("synthetic", lcc=False, num_classes=10, num_features=8, **spec).graph
+        return beltrami.load_dataset("synthetic-arxiv", lcc=False).graph.to(DEVICE)
+    return beltrami.load_dataset("synthetic", lcc=False, num_classes=10, num_features=8, **spec).graph.to(DEVICE)
+
+
+def synced(fn):
+    """``fn`` followed by a device synchronisation, so that a GPU step is timed to its end."""
+    def step(*args):
+        out = fn(*args)
+        synchronize(DEVICE)
+        return out
+    return step
 
 
 def record(benchmark, bandwidth: float, nbytes: int, **info) -> None:
     """Attach the byte model, the achieved bandwidth and its fraction of the copy bandwidth."""
     seconds = benchmark.stats.stats.median
-    benchmark.extra_info.update(info)
+    benchmark.extra_info.update(info, device=str(DEVICE))
     benchmark.extra_info.update(bytes=nbytes, achieved_GBps=nbytes / seconds / 1e9,
                                 machine_GBps=bandwidth / 1e9, fraction_of_bandwidth=nbytes / seconds / bandwidth)
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ import torch
 from beltrami.functions import BeltramiDiffusion, compile_function
 from beltrami.sparse import available_backends, edge_softmax, spmm
 
-from .conftest import record
+from .conftest import DEVICE, record, synced
 
 pytestmark = pytest.mark.benchmark
 D = 64
@@ -23,18 +23,19 @@ def spmm_bytes(g, d):
 
 @pytest.mark.parametrize("backend", available_backends()[:2])
 def test_spmm_forward(benchmark, graph, bandwidth, backend):
-    v, x = torch.rand(graph.num_edges), torch.randn(graph.num_nodes, D)
+    v, x = torch.rand(graph.num_edges, device=DEVICE), torch.randn(graph.num_nodes, D, device=DEVICE)
     csr = graph.csr()
-    benchmark.pedantic(spmm, args=(csr, v, x, backend), rounds=10, warmup_rounds=2)
+    benchmark.pedantic(synced(spmm), args=(csr, v, x, backend), rounds=10, warmup_rounds=2)
     record(benchmark, bandwidth, spmm_bytes(graph, D), backend=backend, nodes=graph.num_nodes, edges=graph.num_edges)
 
 
 @pytest.mark.parametrize("backend", available_backends()[:2])
 def test_spmm_forward_backward(benchmark, graph, bandwidth, backend):
-    v = torch.rand(graph.num_edges, requires_grad=True)
-    x = torch.randn(graph.num_nodes, D, requires_grad=True)
+    v = torch.rand(graph.num_edges, device=DEVICE, requires_grad=True)
+    x = torch.randn(graph.num_nodes, D, device=DEVICE, requires_grad=True)
     csr = graph.csr()
 
+    @synced
     def step():
         out = spmm(csr, v, x, backend)
         out.backward(torch.ones_like(out))
@@ -46,9 +47,10 @@ def test_spmm_forward_backward(benchmark, graph, bandwidth, backend):
 
 
 def test_edge_softmax_forward_backward(benchmark, graph, bandwidth):
-    s = torch.randn(graph.num_edges, 4, requires_grad=True)
+    s = torch.randn(graph.num_edges, 4, device=DEVICE, requires_grad=True)
     csr = graph.csr()
 
+    @synced
     def step():
         edge_softmax(csr, s).sum().backward()
 
@@ -59,10 +61,11 @@ def test_edge_softmax_forward_backward(benchmark, graph, bandwidth):
 @pytest.mark.parametrize("mode", ["eager", "script", "compile"])
 def test_beltrami_function_forward_backward(benchmark, graph, bandwidth, mode):
     torch.manual_seed(0)
-    f = compile_function(BeltramiDiffusion(graph, D, heads=4, attention_dim=32), mode)
-    z = torch.randn(graph.num_nodes, D, requires_grad=True)
-    t = torch.tensor(0.0)
+    f = compile_function(BeltramiDiffusion(graph, D, heads=4, attention_dim=32).to(DEVICE), mode)
+    z = torch.randn(graph.num_nodes, D, device=DEVICE, requires_grad=True)
+    t = torch.tensor(0.0, device=DEVICE)
 
+    @synced
     def step():
         f(t, z).sum().backward()
 

@@ -13,6 +13,8 @@ import beltrami
 from beltrami.functions import FrozenAttentionDiffusion
 from beltrami.solvers import solve
 
+from .conftest import DEVICE, synced
+
 pytestmark = pytest.mark.benchmark
 
 CASES = {"euler": dict(step_size=0.25), "rk4": dict(step_size=0.5), "dopri5": dict(rtol=1e-3, atol=1e-4),
@@ -22,17 +24,18 @@ CASES = {"euler": dict(step_size=0.25), "rk4": dict(step_size=0.5), "dopri5": di
 
 @pytest.fixture(scope="module")
 def arxiv_graph():
-    return beltrami.load_dataset("synthetic-arxiv", lcc=False).graph
+    return beltrami.load_dataset("synthetic-arxiv", lcc=False).graph.to(DEVICE)
 
 
 @pytest.mark.parametrize("backprop", ["direct", "adjoint"])
 @pytest.mark.parametrize("scheme", list(CASES))
 def test_solve_forward_backward(benchmark, arxiv_graph, scheme, backprop):
     torch.manual_seed(0)
-    f = FrozenAttentionDiffusion(arxiv_graph, 64, heads=2, attention_dim=32, add_source=True)
-    z0 = torch.randn(arxiv_graph.num_nodes, 64, requires_grad=True)
+    f = FrozenAttentionDiffusion(arxiv_graph, 64, heads=2, attention_dim=32, add_source=True).to(DEVICE)
+    z0 = torch.randn(arxiv_graph.num_nodes, 64, device=DEVICE, requires_grad=True)
     info = {}
 
+    @synced
     def step():
         saved = [0]
         seen = set()
@@ -50,5 +53,5 @@ def test_solve_forward_backward(benchmark, arxiv_graph, scheme, backprop):
         info.update(sol.stats, saved_MB=saved[0] / 2**20)
 
     benchmark.pedantic(step, rounds=1, warmup_rounds=0)
-    benchmark.extra_info.update(info, scheme=scheme, backprop=backprop, nodes=arxiv_graph.num_nodes,
+    benchmark.extra_info.update(info, scheme=scheme, backprop=backprop, device=str(DEVICE), nodes=arxiv_graph.num_nodes,
                                 edges=arxiv_graph.num_edges)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The GPU checks and timings in one go, on a machine with a CUDA device and PyTorch (no install needed):
+#   bash tools/device_check.sh OUTDIR
+# 1. tests/test_gpu.py: kernels, functions, compile modes, solvers and fit on the device vs dense float64
+# 2. beltrami-bench: BLEND and BLEND-kNN, paper preset, on the ogbn-arxiv-sized synthetic graph
+# 3. the kernel micro-benchmarks on the device, with achieved bandwidth as a fraction of its copy bandwidth
+# Each step has its own time limit and log (OUTDIR/<step>.log), and a failed step does not stop the next.
+# $BELTRAMI_CACHE may point at a cache holding the positional encodings (DeepWalk on 169K nodes takes
+# minutes on a CPU); without one they are computed.
+set -u
+out=${1:?usage: tools/device_check.sh OUTDIR}
+mkdir -p "$out"
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export BELTRAMI_CACHE="${BELTRAMI_CACHE:-$(mktemp -d)}"
+device=${DEVICE:-cuda}  # DEVICE=cpu dry-runs the script
+
+step() {  # step NAME SECONDS COMMAND...
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$out/$name.log" 2>&1
+  echo "== $name: rc=$? in $((SECONDS - t0)) s (limit $limit s)"
+  tail -n 30 "$out/$name.log"
+}
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+  git rev-parse HEAD 2>/dev/null; } >"$out/env.log" 2>&1
+cat "$out/env.log"
+step tests "${TESTS_LIMIT:-180}" env BELTRAMI_TEST_DEVICE="$device" python3 -m pytest -m gpu tests/test_gpu.py -p no:cacheprovider -q
+step arxiv "${ARXIV_LIMIT:-150}" python3 -m beltrami.bench.cli --dataset synthetic-arxiv --model blend,blend-knn \
+  --preset paper --epochs "${ARXIV_EPOCHS:-5}" --device "$device" --output "$out/arxiv-blend-cuda.json"
+step kernels "${KERNELS_LIMIT:-180}" env BELTRAMI_BENCH_DEVICE="$device" python3 -m pytest -m benchmark \
+  tests/benchmarks/test_kernels.py -p no:cacheprovider -q --benchmark-json "$out/kernels-cuda.json" \
+  --benchmark-columns=median,rounds
