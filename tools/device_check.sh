@@ -26,11 +26,12 @@ step() {  # step NAME SECONDS COMMAND...
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+  python3 -c "import beltrami; print('synthetic-arxiv', beltrami.load_dataset('synthetic-arxiv').graph.fingerprint())"
   git rev-parse HEAD 2>/dev/null; } >"$out/env.log" 2>&1
 cat "$out/env.log"
-step tests "${TESTS_LIMIT:-180}" env BELTRAMI_TEST_DEVICE="$device" python3 -m pytest -m gpu tests/test_gpu.py -p no:cacheprovider -q
-step arxiv "${ARXIV_LIMIT:-150}" python3 -m beltrami.bench.cli --dataset synthetic-arxiv --model blend,blend-knn \
+step tests "${TESTS_LIMIT:-150}" env BELTRAMI_TEST_DEVICE="$device" python3 -m pytest -m gpu tests/test_gpu.py -p no:cacheprovider -q
+step arxiv "${ARXIV_LIMIT:-220}" python3 -m beltrami.bench.cli --dataset synthetic-arxiv --model blend,blend-knn \
   --preset paper --epochs "${ARXIV_EPOCHS:-5}" --device "$device" --output "$out/arxiv-blend-cuda.json"
-step kernels "${KERNELS_LIMIT:-180}" env BELTRAMI_BENCH_DEVICE="$device" python3 -m pytest -m benchmark \
+step kernels "${KERNELS_LIMIT:-200}" env BELTRAMI_BENCH_DEVICE="$device" python3 -m pytest -m benchmark \
   tests/benchmarks/test_kernels.py -p no:cacheprovider -q --benchmark-json "$out/kernels-cuda.json" \
   --benchmark-columns=median,rounds
