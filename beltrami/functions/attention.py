@@ -27,6 +27,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..sparse.ops import gather_rows
 from ..sparse.softmax import column_softmax, column_squareplus, segment_softmax, segment_squareplus
 from ..validation import check_choice
 
@@ -111,7 +112,7 @@ class EdgeAttention(nn.Module):
 
     def _sq_dist(self, k: Tensor, q: Tensor, dots: Tensor, row: Tensor, col: Tensor) -> Tensor:
         """``||k_i - q_j||^2`` per edge and head from the per-edge dots, without an ``[E, d_k]`` tensor."""
-        sq = (k * k).sum(-1).index_select(0, row) + (q * q).sum(-1).index_select(0, col) - 2.0 * dots
+        sq = gather_rows((k * k).sum(-1), row) + gather_rows((q * q).sum(-1), col) - 2.0 * dots
         return sq.clamp_min(0.0)
 
     def scores(self, z: Tensor, crow: Tensor, col: Tensor, row: Tensor, t_crow: Tensor, t_col: Tensor,

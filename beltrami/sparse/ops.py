@@ -30,6 +30,25 @@ def _csr(crow: Tensor, col: Tensor, values: Tensor, ncols: int) -> Tensor:
     return torch.sparse_csr_tensor(crow, col, values, (crow.numel() - 1, ncols), check_invariants=False)
 
 
+def gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x.index_select(0, index)``, also fast on CUDA for narrow rows (``[N, H]`` per-head values).
+
+    PyTorch gathers rows of ``[N, H]`` on CUDA with a kernel that is slow for rows of a few bytes: 1.4 ms
+    for 2.3M rows of four float32 on an H200 (27 GB/s, 1% of its bandwidth), where this function's flat
+    gather of the same elements through a 1-D index runs at bandwidth. Differentiable in ``x``.
+    """
+    if x.is_cuda and x.dim() == 2 and x.shape[1] > 1:
+        return gather_rows_flat(x, index)
+    return x.index_select(0, index)
+
+
+def gather_rows_flat(x: Tensor, index: Tensor) -> Tensor:
+    """``x.index_select(0, index)`` for a contiguous ``[N, H]`` ``x`` as a 1-D gather of ``index * H + h``."""
+    h = x.shape[1]
+    flat = (index.unsqueeze(1) * h + torch.arange(h, device=index.device)).reshape(-1)
+    return x.reshape(-1).index_select(0, flat).view(index.shape[0], h)
+
+
 TORCH, TORCH_SPARSE = 0, 1
 """Kernel ids for the ``backend`` argument of ``csr_spmm`` (an int, so TorchScript can carry it)."""
 
@@ -99,7 +118,7 @@ def _spmm_backward(ctx, grad: Tensor):
     if ctx.needs_input_grad[2]:
         grad_values = csr_sddmm(crow, col, grad, x, t_crow, t_col, t_perm, t_perm_inv)
     if ctx.needs_input_grad[3]:
-        grad_x = csr_spmm(t_crow, t_col, values[t_perm], grad, crow, col, t_perm_inv, t_perm, ctx.backend)
+        grad_x = csr_spmm(t_crow, t_col, gather_rows(values, t_perm), grad, crow, col, t_perm_inv, t_perm, ctx.backend)
     return None, None, grad_values, grad_x, None, None, None, None, None
 
 
@@ -110,7 +129,7 @@ def _sddmm_backward(ctx, grad: Tensor):
     if ctx.needs_input_grad[2]:
         grad_a = csr_spmm(crow, col, grad, b, t_crow, t_col, t_perm, t_perm_inv)
     if ctx.needs_input_grad[3]:
-        grad_b = csr_spmm(t_crow, t_col, grad[t_perm], a, crow, col, t_perm_inv, t_perm)
+        grad_b = csr_spmm(t_crow, t_col, gather_rows(grad, t_perm), a, crow, col, t_perm_inv, t_perm)
     return None, None, grad_a, grad_b, None, None, None, None
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..graph import CSR, Graph
+from .ops import gather_rows
 
 
 def _crow_row(graph: Union[Graph, CSR]):
@@ -24,8 +25,8 @@ def _crow_row(graph: Union[Graph, CSR]):
 def segment_softmax(scores: Tensor, crow: Tensor, row: Tensor) -> Tensor:
     """Softmax of ``scores`` ``[E]``/``[E, H]`` within each CSR row (TorchScript-able tensor form)."""
     row_max = torch.segment_reduce(scores.detach(), "max", offsets=crow, axis=0)
-    e = torch.exp(scores - row_max.index_select(0, row))
-    return e / _row_sum(e, crow, row).index_select(0, row)
+    e = torch.exp(scores - gather_rows(row_max, row))
+    return e / gather_rows(_row_sum(e, crow, row), row)
 
 
 def _row_sum(e: Tensor, crow: Tensor, row: Tensor) -> Tensor:
@@ -41,21 +42,21 @@ def _segment_sum(e: Tensor, index: Tensor, n: int) -> Tensor:
 def column_softmax(scores: Tensor, col: Tensor, t_crow: Tensor, t_perm: Tensor) -> Tensor:
     """Softmax of ``scores`` (CSR order) within each column: the row softmax of the transpose, whose rows
     are ``t_crow`` over the entries ``scores[t_perm]``; results stay in CSR order."""
-    col_max = torch.segment_reduce(scores.detach().index_select(0, t_perm), "max", offsets=t_crow, axis=0)
-    e = torch.exp(scores - col_max.index_select(0, col))
-    return e / _segment_sum(e, col, t_crow.shape[0] - 1).index_select(0, col)
+    col_max = torch.segment_reduce(gather_rows(scores.detach(), t_perm), "max", offsets=t_crow, axis=0)
+    e = torch.exp(scores - gather_rows(col_max, col))
+    return e / gather_rows(_segment_sum(e, col, t_crow.shape[0] - 1), col)
 
 
 def column_squareplus(scores: Tensor, col: Tensor, n: int) -> Tensor:
     """Squareplus normalisation within each column (global maximum subtracted first)."""
     sp = _squareplus(scores)
-    return sp / _segment_sum(sp, col, n).index_select(0, col)
+    return sp / gather_rows(_segment_sum(sp, col, n), col)
 
 
 def segment_squareplus(scores: Tensor, crow: Tensor, row: Tensor) -> Tensor:
     """Squareplus normalisation within each CSR row (global maximum subtracted first, as BLEND's code)."""
     sp = _squareplus(scores)
-    return sp / _row_sum(sp, crow, row).index_select(0, row)
+    return sp / gather_rows(_row_sum(sp, crow, row), row)
 
 
 def _squareplus(scores: Tensor) -> Tensor:

@@ -92,6 +92,13 @@ class FitResult:
                    peak, params, config, runs)
 
     @property
+    def seconds_per_epoch_median(self) -> float:
+        """Median epoch time over all runs: the steady state, without the first epoch's warm-up (CUDA context,
+        ``torch.compile``), which the mean ``seconds_per_epoch`` includes."""
+        times = [h["seconds"] for r in self.runs for h in r.history]
+        return statistics.median(times) if times else self.seconds_per_epoch
+
+    @property
     def history(self) -> List[Dict[str, float]]:
         """The first run's per-epoch history."""
         return self.runs[0].history if self.runs else []
