@@ -36,12 +36,23 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     res = beltrami.fit("cora", preset="fast", epochs=1, progress=False)
     res.config["extras"] = {"table": 2, "command": "the command"}
     res.save(tmp_path / "table2-cora-blend-fast.json")
+    (tmp_path / "gpu").mkdir()
+    row = {"model": "blend-knn", "scheme": "dopri5", "backprop": "adjoint", "compile": "eager",
+           "seconds_per_epoch": 0.474, "seconds_per_epoch_median": 0.466, "peak_memory_MB": 16797.0,
+           "nfe_forward": 27.2, "nfe_backward": 16.0, "num_parameters": 31585, "error": ""}
+    bench = {"meta": {"args": {"device": "cuda"}, "versions": {"torch": "2.11"},
+                      "argv": ["--dataset", "synthetic-arxiv", "--output", "/abs/out.json"]},
+             "rows": [row, {**row, "model": "blend", "error": "OOM"}]}
+    (tmp_path / "gpu" / "arxiv-blend-cuda.json").write_text(json.dumps(bench))
     md = tmp_path / "results.md"
     subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--from-json", str(tmp_path / "table2-cora-blend-fast.json"),
-                    "--markdown", str(md)], capture_output=True, text=True, check=True)
+                    "--markdown", str(md), "--results-dir", str(tmp_path)], capture_output=True, text=True, check=True)
     text = md.read_text()
     assert "| cora | blend (frozen) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
     assert "(no runs yet)" in text  # table 3 is empty
+    scale = [line for line in text.splitlines() if line.startswith("| blend")]
+    assert scale == ["| blend-knn | dopri5 | adjoint | eager | cuda, torch 2.11 | 0.474 | 0.466 | 16797 | 27/16 | "
+                     "31585 | gpu/arxiv-blend-cuda.json | `beltrami-bench --dataset synthetic-arxiv --output out.json` |"]
 
 
 def test_encodings_scale_small_graph(tmp_path):
