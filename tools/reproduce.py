@@ -84,7 +84,8 @@ def scale_table(results_dir: Path) -> List[str]:
     return ["## Scale: the ogbn-arxiv-sized synthetic graph (169,343 nodes)", "",
             "Seconds per epoch are the mean over the run's epochs (the first includes warm-up: CUDA context, "
             "torch.compile) and the median; peak memory is the process's RSS on the CPU and the CUDA "
-            "allocator's peak on the GPU. CPU: this 2-core machine; GPU: one H200.", "",
+            "allocator's peak on the GPU. Files under `scale/` ran on this 2-core machine, files under `gpu/` on "
+            "the GPU machine (one H200 and 16 CPU cores; its `cpu` rows used those cores).", "",
             "| model | scheme | backprop | compile | device | s/epoch | median | peak MB | NFE fwd/bwd | parameters "
             "| file | command |", "|---|---|---|---|---|---|---|---|---|---|---|---|"] + out + [""]
 
