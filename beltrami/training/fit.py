@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -25,6 +26,7 @@ from ..functions import compile_function
 from ..graph import Graph
 from ..models import BLEND, GAT, GCN
 from ..regularization import Regularization
+from ..solvers import SolverError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import FitConfig
 from .data import as_dataset
@@ -85,17 +87,21 @@ def evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Opti
 
     With ``cfg.select_time`` a BLEND is decoded at ``select_time_points`` times in ``(0, select_time * T]``
     and the first time of best validation accuracy is kept, as the official code's early-stopping
-    integrator does at every accepted step (selection uses validation labels only)."""
+    integrator does at every accepted step (selection uses validation labels only). If the solve past the
+    trained horizon fails (the dynamics can stiffen there: step-size underflow), the model is read at T."""
     model.eval()
     with torch.no_grad():
-        if not (cfg.select_time > 0 and isinstance(model, BLEND)):
-            tr, va, te = _accuracies(model(x, pos).cpu(), ds)
-            return tr, va, te, (cfg.time if isinstance(model, BLEND) else None)
-        k = cfg.select_time_points
-        times = [cfg.select_time * cfg.time * (i + 1) / k for i in range(k)]
-        accs = [_accuracies(logits.cpu(), ds) for logits in model.forward_times(x, pos, times)]
-    best = max(range(k), key=lambda i: (accs[i][1], -i))
-    return (*accs[best], times[best])
+        if cfg.select_time > 0 and isinstance(model, BLEND):
+            k = cfg.select_time_points
+            times = [cfg.select_time * cfg.time * (i + 1) / k for i in range(k)]
+            try:
+                accs = [_accuracies(logits.cpu(), ds) for logits in model.forward_times(x, pos, times)]
+                best = max(range(k), key=lambda i: (accs[i][1], -i))
+                return (*accs[best], times[best])
+            except SolverError as err:
+                warnings.warn(f"time selection up to {times[-1]:.3g} failed ({err}); read at T = {cfg.time:.3g}")
+        tr, va, te = _accuracies(model(x, pos).cpu(), ds)
+        return tr, va, te, (cfg.time if isinstance(model, BLEND) else None)
 
 
 def _nfe(model: nn.Module) -> Tuple[int, int]:

@@ -78,6 +78,21 @@ def test_select_time_reads_the_best_validation_time(small):
         FitConfig(select_time=-1.0)
 
 
+def test_select_time_falls_back_to_T_when_the_longer_solve_fails(small, monkeypatch):
+    """Past the trained horizon the dynamics can stiffen (the time-dependent preset underflowed at 3T on
+    Cora): evaluation then reads the model at T, with a warning, instead of ending the run."""
+    from beltrami.solvers import SolverError
+
+    def stiff(self, x, pos, times):
+        raise SolverError("dopri5: step-size underflow at t=2.9")
+
+    monkeypatch.setattr(beltrami.BLEND, "forward_times", stiff)
+    with pytest.warns(UserWarning, match="time selection up to 3 failed"):
+        res = beltrami.fit(small, epochs=2, time=1.0, select_time=3.0, select_time_points=6, progress=False,
+                           scheme="rk4", step_size=0.5, hidden=16, attention_dim=8, heads=2)
+    assert [h["time"] for h in res.history] == [1.0, 1.0] and res.runs[0].best_time == 1.0
+
+
 @pytest.mark.parametrize("model", ["gcn", "gat", "grand-l", "blend-knn"])
 def test_other_models_train(small, model):
     res = beltrami.fit(small, model=model, epochs=5, scheme="rk4", step_size=1.0, progress=False, rewire_k=5,
