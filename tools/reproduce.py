@@ -38,9 +38,9 @@ PAPER = {
 SPLIT = {2: "public", 3: "random"}
 
 
-def command(table: int, dataset: str, model: str, preset: str, seeds: int) -> str:
+def command(table: int, dataset: str, model: str, preset: str, seeds: int, device: str = "cpu") -> str:
     return (f"python tools/reproduce.py --table {table} --datasets {dataset} --models {model} --preset {preset} "
-            f"--seeds {seeds}")
+            f"--seeds {seeds}" + ("" if device == "cpu" else f" --device {device}"))
 
 
 def run(args) -> List[Path]:
@@ -50,12 +50,13 @@ def run(args) -> List[Path]:
         for model in args.models.split(","):
             try:
                 res = beltrami.fit(dataset, preset=args.preset, model=model, split=SPLIT[args.table],
-                                   seeds=list(range(args.seeds)), root=args.root)
+                                   seeds=list(range(args.seeds)), root=args.root, device=args.device)
             except DatasetFileError as err:
                 print(f"{dataset}: files missing ({err})", file=sys.stderr)
                 continue
             res.config["extras"] = {**res.config.get("extras", {}), "table": args.table,
-                                    "command": command(args.table, dataset, model, args.preset, args.seeds)}
+                                    "command": command(args.table, dataset, model, args.preset, args.seeds,
+                                                       args.device)}
             path = out_dir / f"table{args.table}-{dataset}-{model}-{args.preset}.json"
             res.save(path)
             written.append(path)
@@ -128,6 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="paper", choices=("fast", "paper", "paper-beltrami"))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--root", default=None)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each result's config)")
     p.add_argument("--results-dir", default="docs/results")
     p.add_argument("--from-json", nargs="*", default=None, help="only write the markdown from these files")
     p.add_argument("--markdown", default="docs/results.md")
