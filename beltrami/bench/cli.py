@@ -185,10 +185,10 @@ def results_table(rows: List[Dict[str, Any]]) -> Table:
     return table
 
 
-def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespace) -> None:
+def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespace, commit: Optional[str]) -> None:
     meta = {"versions": versions(), "machine": {"node": platform.node(), "processor": platform.processor(),
                                                 "python": platform.python_version()},
-            "commit": git_commit(), "argv": sys.argv[1:], "args": vars(args)}
+            "commit": commit, "argv": sys.argv[1:], "args": vars(args)}
     atomic_write_text(path, json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
@@ -200,6 +200,7 @@ def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespac
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    commit = git_commit()  # at the start: the checkout may move on during a long grid
     console = Console(width=max(Console().width, 120))
     try:
         names = _names(args.dataset)
@@ -215,7 +216,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = run_grid(datasets, args, console)
     console.print(results_table(rows))
     if args.output:
-        write_results(rows, args.output, args)
+        write_results(rows, args.output, args, commit)
         console.print(f"wrote {args.output}")
     return 0 if any(not r.get("error") for r in rows) else 1
 

@@ -52,7 +52,7 @@ def sweep(dataset: str, *, trials: int = 20, engine: str = "ray", space: Optiona
         from . import ray_engine as impl
     else:
         from . import optuna_engine as impl
-    start = time.time()
+    start, commit = time.time(), git_commit()
     rows = impl.run(space, trials, seed, trial_fn, out_dir, address=address, max_concurrent=max_concurrent)
     rows.sort(key=lambda r: r["trial"])
     done = [r for r in rows if "val_acc" in r]
@@ -60,7 +60,7 @@ def sweep(dataset: str, *, trials: int = 20, engine: str = "ray", space: Optiona
         "dataset": dataset, "engine": engine, "preset": preset, "base": base, "seed": seed, "trials": rows,
         "space": {k: _describe(v) for k, v in space.items()},
         "best": max(done, key=lambda r: r["val_acc"]) if done else None,
-        "seconds": time.time() - start, "versions": versions(), "commit": git_commit(),
+        "seconds": time.time() - start, "versions": versions(), "commit": commit,
     }
     atomic_write_text(out_dir / "sweep.json", json.dumps(summary, indent=1, default=str))
     return summary

@@ -31,7 +31,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import FitConfig
 from .data import as_dataset
 from .positional import dynamic_rewire, positional_coordinates, rewired_graph
-from .result import FitResult, RunResult
+from .result import FitResult, RunResult, git_commit
 
 EpochCallback = Callable[[int, Dict[str, float]], None]
 
@@ -194,6 +194,7 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
         splits each seed also draws its own split, as in the paper's protocol.
     """
     cfg = FitConfig.build(_preset_key(data), preset, **config)
+    commit = git_commit()  # now: the checkout may move on while this process trains
     seeds = cfg.run_seeds()
     runs = []
     model = pos = None
@@ -210,7 +211,7 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
             runs.append(result)
     peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
     params = sum(p.numel() for p in model.parameters())
-    out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict())
+    out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict(), commit)
     out.trained_model, out.pos = model, pos
     if output is not None:
         out.save(output)

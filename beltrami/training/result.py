@@ -25,13 +25,19 @@ def versions() -> Dict[str, str]:
 
 
 def git_commit() -> Optional[str]:
-    """The commit of the beltrami checkout in use, if it is one (None otherwise)."""
+    """The commit of the beltrami checkout in use, if it is one (None otherwise), with ``-dirty`` appended
+    when the package's tracked files differ from it. Callers take it when a run starts: the code a process
+    runs is the code it imported, whatever the checkout holds when the run ends."""
+    package = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=5)
+        if head.returncode != 0 or not head.stdout.strip():
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=package,
+                                capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
 @dataclass
@@ -78,7 +84,7 @@ class FitResult:
 
     @classmethod
     def from_runs(cls, dataset: str, model: str, runs: List[RunResult], peak: int, params: int,
-                  config: Dict[str, Any]) -> "FitResult":
+                  config: Dict[str, Any], commit: Optional[str] = None) -> "FitResult":
         def mean_std(values: List[float]):
             return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -89,7 +95,7 @@ class FitResult:
         nb = [n for r in runs for n in r.nfe_backward] or [0]
         return cls(dataset, model, tr, va, te, tr_s, va_s, te_s,
                    statistics.fmean(r.seconds_per_epoch for r in runs), statistics.fmean(nf), statistics.fmean(nb),
-                   peak, params, config, runs)
+                   peak, params, config, runs, commit=commit)
 
     @property
     def seconds_per_epoch_median(self) -> float:

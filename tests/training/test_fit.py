@@ -93,6 +93,24 @@ def test_select_time_falls_back_to_T_when_the_longer_solve_fails(small, monkeypa
     assert [h["time"] for h in res.history] == [1.0, 1.0] and res.runs[0].best_time == 1.0
 
 
+def test_commit_is_taken_when_the_run_starts(small, monkeypatch):
+    """A long run records the code it imported, not the checkout's HEAD when it ends."""
+    fit_module = sys.modules["beltrami.training.fit"]  # the module (the package re-exports fit())
+    heads = iter(["at-start", "at-end"])
+    monkeypatch.setattr(fit_module, "git_commit", lambda: next(heads))
+    res = beltrami.fit(small, preset="fast", epochs=1, progress=False)
+    assert res.commit == "at-start"
+
+
+def test_git_commit_names_this_checkout():
+    from beltrami.training.result import git_commit
+
+    commit = git_commit()
+    if commit is None:
+        pytest.skip("not a git checkout")
+    assert len(commit.removesuffix("-dirty")) == 40
+
+
 @pytest.mark.parametrize("model", ["gcn", "gat", "grand-l", "blend-knn"])
 def test_other_models_train(small, model):
     res = beltrami.fit(small, model=model, epochs=5, scheme="rk4", step_size=1.0, progress=False, rewire_k=5,
