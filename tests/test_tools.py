@@ -52,7 +52,8 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     assert "(no runs yet)" in text  # table 3 is empty
     scale = [line for line in text.splitlines() if line.startswith("| blend")]
     assert scale == ["| blend-knn | dopri5 | adjoint | eager | cuda, torch 2.11 | 0.474 | 0.466 | 16797 | 27/16 | "
-                     "31585 | gpu/arxiv-blend-cuda.json | `beltrami-bench --dataset synthetic-arxiv --output out.json` |"]
+                     "31585 | gpu/arxiv-blend-cuda.json | "
+                     "`beltrami-bench --dataset synthetic-arxiv --output out.json` |"]
 
 
 def test_encodings_scale_small_graph(tmp_path):
