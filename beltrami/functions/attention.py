@@ -150,7 +150,7 @@ class EdgeAttention(nn.Module):
         if self.normalise_over == "cols":
             if self.normalisation == "squareplus":
                 return column_squareplus(s, col, z.shape[0])
-            return column_softmax(s, col, t_crow, t_perm)
+            return column_softmax(s, col, z.shape[0])
         if self.normalisation == "squareplus":
             return segment_squareplus(s, crow, row)
         return segment_softmax(s, crow, row)

@@ -3,6 +3,8 @@
 - ``beltrami::csr_spmm``: ``out = A(values) @ x`` for CSR ``A``.
 - ``beltrami::csr_sddmm``: ``out[e] = <a[row[e]], b[col[e]]>`` (sampled dense-dense product), which is the
   gradient of ``csr_spmm`` with respect to ``values``.
+- ``beltrami::segment_softmax``: the softmax of edge scores within segments (CSR rows or columns), fused:
+  autograd through its dozen elementwise steps made as many passes and allocations over ``[E, H]``.
 
 Why custom ops: autograd through a native CSR tensor builds a dense n x n gradient for ``values``
 (``torch-sparse-facts.md``), and ``torch.compile`` cannot trace sparse tensors. As custom ops the sparse
@@ -133,5 +135,83 @@ def _sddmm_backward(ctx, grad: Tensor):
     return None, None, grad_a, grad_b, None, None, None, None
 
 
+@torch.library.custom_op("beltrami::segment_softmax", mutates_args=())
+def segment_softmax(scores: Tensor, index: Tensor, num_segments: int, offsets: Optional[Tensor] = None) -> Tensor:
+    """Softmax of ``scores`` (``[E]`` or ``[E, H]``) within the segments ``index`` (``[E]``, values in
+    ``[0, num_segments)``), shifted by each segment's maximum. ``offsets`` (``[num_segments + 1]``) says that
+    ``index`` is sorted (CSR rows) and lets the reductions run over contiguous segments.
+
+    Two ``[E, H]`` allocations in all: on the CPU a fresh tensor of this size costs more in page faults
+    than the arithmetic on it."""
+    if offsets is not None:
+        seg_max = torch.segment_reduce(scores, "max", offsets=offsets, axis=0)
+    else:
+        seg_max = torch.full((num_segments,) + scores.shape[1:], -torch.inf, dtype=scores.dtype,
+                             device=scores.device)
+        seg_max.scatter_reduce_(0, _expand_index(index, scores), scores, "amax")
+    out = gather_rows(seg_max, index)
+    torch.sub(scores, out, out=out).exp_()
+    return out.div_(gather_rows(_segment_sum(out, index, num_segments, offsets), index))
+
+
+@torch.library.custom_op("beltrami::segment_softmax_backward", mutates_args=())
+def segment_softmax_backward(a: Tensor, grad: Tensor, index: Tensor, num_segments: int,
+                             offsets: Optional[Tensor] = None) -> Tensor:
+    """The gradient of ``segment_softmax`` given its output ``a``: ``a * (grad - sum_seg(a * grad))``."""
+    ag = a * grad
+    return ag.sub_(gather_rows(_segment_sum(ag, index, num_segments, offsets), index).mul_(a))
+
+
+def _expand_index(index: Tensor, like: Tensor) -> Tensor:
+    return index.view((-1,) + (1,) * (like.dim() - 1)).expand_as(like)
+
+
+def _segment_sum(x: Tensor, index: Tensor, num_segments: int, offsets: Optional[Tensor]) -> Tensor:
+    if offsets is not None:
+        return torch.segment_reduce(x, "sum", offsets=offsets, axis=0)
+    return x.new_zeros((num_segments,) + x.shape[1:]).index_add_(0, index, x)
+
+
+@segment_softmax.register_fake
+def _(scores, index, num_segments, offsets=None):
+    # contiguous like the real output (gathered rows), whatever strides the compiler gave ``scores``
+    return scores.new_empty(scores.shape)
+
+
+@segment_softmax_backward.register_fake
+def _(a, grad, index, num_segments, offsets=None):
+    return a.new_empty(a.shape)
+
+
+def _save_softmax(ctx, inputs, output) -> None:
+    ctx.save_for_backward(output, inputs[1], inputs[3])
+    ctx.num_segments = inputs[2]
+
+
+def _softmax_backward(ctx, grad: Tensor):
+    a, index, offsets = ctx.saved_tensors
+    return segment_softmax_backward(a, grad, index, ctx.num_segments, offsets), None, None, None
+
+
+def _save_softmax_backward(ctx, inputs, output) -> None:
+    ctx.save_for_backward(inputs[0], inputs[1], inputs[2], inputs[4])
+    ctx.num_segments = inputs[3]
+
+
+def _softmax_double_backward(ctx, v: Tensor):
+    # y = a (g - G S(a g)) with S the segment sum and G its adjoint, the gather:
+    # dL/dg = a (v - G S(a v)), the same backward again; dL/da = v (g - G S(a g)) - g G S(a v),
+    # written with differentiable ops so that a third derivative exists as well.
+    a, g, index, offsets = ctx.saved_tensors
+    n = ctx.num_segments
+    grad_g = segment_softmax_backward(a, v, index, n, offsets)
+    seg_ag = a.new_zeros((n,) + a.shape[1:]).index_add(0, index, a * g)
+    seg_av = a.new_zeros((n,) + a.shape[1:]).index_add(0, index, a * v)
+    grad_a = v * (g - gather_rows(seg_ag, index)) - g * gather_rows(seg_av, index)
+    return grad_a, grad_g, None, None, None
+
+
 csr_spmm.register_autograd(_spmm_backward, setup_context=_save_spmm)
 csr_sddmm.register_autograd(_sddmm_backward, setup_context=_save)
+segment_softmax.register_autograd(_softmax_backward, setup_context=_save_softmax)
+segment_softmax_backward.register_autograd(_softmax_double_backward, setup_context=_save_softmax_backward)

@@ -24,9 +24,7 @@ def _crow_row(graph: Union[Graph, CSR]):
 
 def segment_softmax(scores: Tensor, crow: Tensor, row: Tensor) -> Tensor:
     """Softmax of ``scores`` ``[E]``/``[E, H]`` within each CSR row (TorchScript-able tensor form)."""
-    row_max = torch.segment_reduce(scores.detach(), "max", offsets=crow, axis=0)
-    e = torch.exp(scores - gather_rows(row_max, row))
-    return e / gather_rows(_row_sum(e, crow, row), row)
+    return torch.ops.beltrami.segment_softmax(scores, row, crow.shape[0] - 1, crow)
 
 
 def _row_sum(e: Tensor, crow: Tensor, row: Tensor) -> Tensor:
@@ -39,12 +37,10 @@ def _segment_sum(e: Tensor, index: Tensor, n: int) -> Tensor:
     return torch.zeros((n,) + e.shape[1:], dtype=e.dtype, device=e.device).index_add(0, index, e)
 
 
-def column_softmax(scores: Tensor, col: Tensor, t_crow: Tensor, t_perm: Tensor) -> Tensor:
-    """Softmax of ``scores`` (CSR order) within each column: the row softmax of the transpose, whose rows
-    are ``t_crow`` over the entries ``scores[t_perm]``; results stay in CSR order."""
-    col_max = torch.segment_reduce(gather_rows(scores.detach(), t_perm), "max", offsets=t_crow, axis=0)
-    e = torch.exp(scores - gather_rows(col_max, col))
-    return e / gather_rows(_segment_sum(e, col, t_crow.shape[0] - 1), col)
+def column_softmax(scores: Tensor, col: Tensor, n: int) -> Tensor:
+    """Softmax of ``scores`` (CSR order) within each column of an ``n``-column graph; results stay in CSR
+    order. (Columns are unsorted segments: scattered reductions, no reordering of the scores.)"""
+    return torch.ops.beltrami.segment_softmax(scores, col, n, None)
 
 
 def column_squareplus(scores: Tensor, col: Tensor, n: int) -> Tensor:

@@ -20,6 +20,7 @@ def _functions(g):
         "beltrami": BeltramiDiffusion(g, 6, pos_dim=2, heads=2, attention_dim=4, add_source=True,
                                       separate_diffusivity=True).double(),
         "beltrami-exp": BeltramiDiffusion(g, 6, pos_dim=2, heads=2, attention_dim=4, kind="exp_product").double(),
+        "beltrami-cols": BeltramiDiffusion(g, 6, heads=2, attention_dim=4, normalise_over="cols").double(),
         "frozen": FrozenAttentionDiffusion(g, 6, heads=2, attention_dim=4, kind="cosine_sim",
                                            normalisation="squareplus").double(),
         "laplacian": LaplacianDiffusion(g, 6, norm="rw"),
@@ -34,7 +35,7 @@ def _run(f, z0, z):
     return out.detach(), [None if gr is None else gr.detach() for gr in grads]
 
 
-@pytest.mark.parametrize("name", ["beltrami", "beltrami-exp", "frozen", "laplacian"])
+@pytest.mark.parametrize("name", ["beltrami", "beltrami-exp", "beltrami-cols", "frozen", "laplacian"])
 @pytest.mark.parametrize("mode", ["script", "compile"])
 def test_compiled_equals_eager(name, mode):
     g = random_graph(n=20, m=60)

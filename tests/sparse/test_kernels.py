@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from beltrami.sparse import available_backends, edge_softmax, edge_squareplus, sddmm, spmm
+from beltrami.sparse.softmax import column_softmax
 
 from tests.reference import dense, dense_row_softmax, dense_squareplus, random_graph
 
@@ -70,6 +71,29 @@ def test_edge_softmax_gradcheck_and_double_backward():
     s = torch.randn(g.num_edges, 2, dtype=D, requires_grad=True)
     assert torch.autograd.gradcheck(lambda s: edge_softmax(g, s), (s,))
     assert torch.autograd.gradgradcheck(lambda s: edge_softmax(g, s), (s,))
+
+
+def test_column_softmax_matches_dense_gradcheck_and_double_backward():
+    # columns are unsorted segments: the op's scattered path (no offsets)
+    g = random_graph(n=10, m=25, isolated=2)
+    s = torch.randn(g.num_edges, 2, dtype=D) * 30
+    torch.testing.assert_close(column_softmax(s, g.col, g.num_nodes), dense_row_softmax(g, dense(g, s), dim=-2).T)
+    s = torch.randn(g.num_edges, 2, dtype=D, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: column_softmax(s, g.col, g.num_nodes), (s,))
+    assert torch.autograd.gradgradcheck(lambda s: column_softmax(s, g.col, g.num_nodes), (s,))
+
+
+def test_softmax_backward_op_has_its_own_gradient():
+    # the double-backward formula of beltrami::segment_softmax_backward, checked directly (third order
+    # of the softmax), for sorted (rows) and scattered (columns) segments
+    g = random_graph(n=8, m=20)
+    csr = g.csr()
+    a = edge_softmax(g, torch.randn(g.num_edges, 2, dtype=D)).requires_grad_()
+    v = torch.randn(g.num_edges, 2, dtype=D, requires_grad=True)
+    for index, offsets in [(csr.row, csr.crow), (g.col, None)]:
+        op = lambda a, v: torch.ops.beltrami.segment_softmax_backward(a, v, index, g.num_nodes, offsets)  # noqa: E731
+        assert torch.autograd.gradcheck(op, (a, v))
+        assert torch.autograd.gradgradcheck(op, (a, v))
 
 
 def test_edge_squareplus_matches_dense_and_gradcheck():
