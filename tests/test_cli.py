@@ -43,3 +43,16 @@ def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "unknown scheme 'rk5'" in text and "failed" in text
+
+
+def test_allocator_option_reaches_the_recorded_config(tmp_path):
+    from beltrami.allocator import keep_freed_memory
+
+    out = tmp_path / "r.json"
+    try:
+        assert main(["--dataset", "synthetic", "--nodes", "100", "--classes", "2", "--features", "4",
+                     "--scheme", "euler", "--epochs", "1", "--allocator", "keep-freed", "--output", str(out)]) == 0
+    finally:
+        keep_freed_memory(False)
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["config"]["keep_freed_memory"] is True and not row["error"]

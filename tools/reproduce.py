@@ -50,7 +50,8 @@ def run(args) -> List[Path]:
         for model in args.models.split(","):
             try:
                 res = beltrami.fit(dataset, preset=args.preset, model=model, split=SPLIT[args.table],
-                                   seeds=list(range(args.seeds)), root=args.root, device=args.device)
+                                   seeds=list(range(args.seeds)), root=args.root, device=args.device,
+                                   keep_freed_memory=args.allocator == "keep-freed")
             except DatasetFileError as err:
                 print(f"{dataset}: files missing ({err})", file=sys.stderr)
                 continue
@@ -130,6 +131,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--root", default=None)
     p.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each result's config)")
+    p.add_argument("--allocator", default="system", choices=("system", "keep-freed"),
+                   help="CPU malloc: the system's (default) or keep-freed (faster, more memory; "
+                        "see beltrami.allocator)")
     p.add_argument("--results-dir", default="docs/results")
     p.add_argument("--from-json", nargs="*", default=None, help="only write the markdown from these files")
     p.add_argument("--markdown", default="docs/results.md")

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backprop", default=None, help="comma list of direct, adjoint (default: the preset's)")
     p.add_argument("--compile", default="eager", help="comma list of eager, script, compile")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--allocator", default="system", choices=("system", "keep-freed"),
+                   help="CPU malloc: the system's (default) or keep-freed, which reuses freed memory instead of "
+                        "page-faulting big tensors in again: ~1.2x faster epochs at arxiv size, ~2.7x peak "
+                        "memory (see beltrami.allocator)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     p.add_argument("--runs", type=int, default=1, help="seeds per combination")
     p.add_argument("--seed", type=int, default=0, help="first seed (also of random splits and synthetic graphs)")
@@ -135,7 +139,8 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
                                   _list(args.compile)))
     for i, (name, model, scheme, backprop, mode) in enumerate(grid, 1):
         options: Dict[str, Any] = {"model": model, "compile": mode, "device": args.device, "runs": args.runs,
-                                   "seed": args.seed, "progress": True}
+                                   "seed": args.seed, "progress": True,
+                                   "keep_freed_memory": args.allocator == "keep-freed"}
         for key, value in (("scheme", scheme), ("backprop", backprop), ("step_size", args.step_size),
                            ("epochs", 5 if args.quick else args.epochs)):
             if value is not None:

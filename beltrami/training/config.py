@@ -105,6 +105,8 @@ class FitConfig:
     seeds: Optional[List[int]] = None    # explicit seeds (overrides seed/runs)
     device: str = "cpu"
     compile: str = "eager"               # eager / script / compile (the diffusion function)
+    keep_freed_memory: bool = False      # glibc malloc keeps freed memory: no page faults for big CPU tensors
+                                         # (process-wide; see beltrami.allocator)
     checkpoint_dir: Optional[str] = None
     checkpoint_every: int = 0            # epochs between checkpoints (0: none)
     resume: bool = False

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
+from ..allocator import keep_freed_memory
 from ..bench.measure import peak_rss_bytes
 from ..datasets import Dataset
 from ..datasets.load import canonical_name
@@ -195,6 +196,8 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
     """
     cfg = FitConfig.build(_preset_key(data), preset, **config)
     commit = git_commit()  # now: the checkout may move on while this process trains
+    if cfg.keep_freed_memory and not keep_freed_memory():
+        warnings.warn("keep_freed_memory=True has no effect here: the C library is not glibc", stacklevel=2)
     seeds = cfg.run_seeds()
     runs = []
     model = pos = None

@@ -1,16 +1,22 @@
 """Shared fixtures of the pytest-benchmark micro-benchmarks (run: python -m pytest -m benchmark tests/benchmarks).
 
 ``BELTRAMI_BENCH_DEVICE=cuda`` runs them on the GPU: graphs and tensors live there, every timed step ends
-with a synchronisation, and the bandwidth they are compared with is the GPU's own copy bandwidth."""
+with a synchronisation, and the bandwidth they are compared with is the GPU's own copy bandwidth.
+``BELTRAMI_BENCH_ALLOCATOR=keep-freed`` makes glibc's malloc keep freed memory (:mod:`beltrami.allocator`);
+by default it is left as it is, as ``beltrami-bench`` does."""
 import os
 
 import pytest
 import torch
 
 import beltrami
+from beltrami.allocator import keep_freed_memory
 from beltrami.bench.measure import memory_bandwidth, synchronize
 
 DEVICE = torch.device(os.environ.get("BELTRAMI_BENCH_DEVICE", "cpu"))
+ALLOCATOR = os.environ.get("BELTRAMI_BENCH_ALLOCATOR", "system")
+if ALLOCATOR not in ("keep-freed", "system"):
+    raise ValueError(f"BELTRAMI_BENCH_ALLOCATOR must be keep-freed or system, got {ALLOCATOR!r}")
 
 SIZES = {"20k": dict(num_nodes=20_000, num_edges=100_000), "arxiv": None, "arxiv-local": "local"}
 
@@ -25,6 +31,15 @@ def local_graph(num_nodes: int = 169_343, num_edges: int = 1_166_243, window: in
     src = torch.randint(0, num_nodes, (num_edges,), generator=g)
     dst = (src + torch.randint(-window, window + 1, (num_edges,), generator=g)).clamp(0, num_nodes - 1)
     return beltrami.Graph.from_edge_index(torch.stack([src, dst]), num_nodes).symmetrize().remove_self_loops()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def allocator():
+    """Apply ``BELTRAMI_BENCH_ALLOCATOR`` for the benchmark session (only when benchmarks run)."""
+    if ALLOCATOR == "keep-freed":
+        keep_freed_memory()
+    yield
+    keep_freed_memory(False)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +73,7 @@ def synced(fn):
 def record(benchmark, bandwidth: float, nbytes: int, **info) -> None:
     """Attach the byte model, the achieved bandwidth and its fraction of the copy bandwidth."""
     seconds = benchmark.stats.stats.median
-    benchmark.extra_info.update(info, device=str(DEVICE))
+    benchmark.extra_info.update(info, device=str(DEVICE), allocator=ALLOCATOR)
     benchmark.extra_info.update(bytes=nbytes, achieved_GBps=nbytes / seconds / 1e9,
                                 machine_GBps=bandwidth / 1e9, fraction_of_bandwidth=nbytes / seconds / bandwidth)
     torch.manual_seed(0)
