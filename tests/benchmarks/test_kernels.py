@@ -10,6 +10,7 @@ import torch
 
 from beltrami.functions import BeltramiDiffusion, compile_function
 from beltrami.sparse import available_backends, edge_softmax, spmm
+from beltrami.sparse.softmax import column_softmax
 
 from .conftest import DEVICE, record, synced
 
@@ -46,16 +47,20 @@ def test_spmm_forward_backward(benchmark, graph, bandwidth, backend):
     record(benchmark, bandwidth, nbytes, backend=backend, nodes=graph.num_nodes, edges=graph.num_edges)
 
 
-def test_edge_softmax_forward_backward(benchmark, graph, bandwidth):
+@pytest.mark.parametrize("over", ["rows", "cols"])
+def test_edge_softmax_forward_backward(benchmark, graph, bandwidth, over):
+    """Rows: sorted segments (CSR); cols: scattered segments (``normalise_over="cols"``)."""
     s = torch.randn(graph.num_edges, 4, device=DEVICE, requires_grad=True)
+    w = torch.randn(graph.num_edges, 4, device=DEVICE)  # a non-constant upstream gradient
     csr = graph.csr()
 
     @synced
     def step():
-        edge_softmax(csr, s).sum().backward()
+        a = edge_softmax(csr, s) if over == "rows" else column_softmax(s, csr.col, graph.num_nodes)
+        (a * w).sum().backward()
 
     benchmark.pedantic(step, rounds=5, warmup_rounds=1)
-    record(benchmark, bandwidth, 8 * graph.num_edges * 4 * 6, heads=4, edges=graph.num_edges)
+    record(benchmark, bandwidth, 8 * graph.num_edges * 4 * 6, heads=4, edges=graph.num_edges, over=over)
 
 
 @pytest.mark.parametrize("mode", ["eager", "script", "compile"])
