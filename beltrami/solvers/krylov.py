@@ -45,7 +45,7 @@ def _prepare(matvec: MatVec, b: Tensor, x0: Optional[Tensor]):
     bb = _cols(b)
     mv = lambda v: _cols(matvec(v.reshape(shape)))  # noqa: E731
     x = torch.zeros_like(bb) if x0 is None else _cols(x0).clone()
-    bnorm = torch.linalg.vector_norm(bb, dim=0)
+    bnorm = torch.linalg.vector_norm(bb.detach(), dim=0)  # only measures convergence: no gradient
     bnorm = torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm))
     return shape, bb, mv, x, bnorm
 

@@ -36,6 +36,8 @@ def test_citeseer_isolated_test_ids(shared_data):
     assert int(ds.test_mask.sum()) == 1000
 
 
+# the raw file pickles scipy.sparse.csr.csr_matrix, a module path scipy now deprecates
+@pytest.mark.filterwarnings("ignore:Please import `csr_matrix`:DeprecationWarning")
 def test_features_are_put_back_at_their_test_index(shared_data):
     """Independent check of the reordering: row k of tx belongs to node test.index[k]."""
     folder = shared_data / "planetoid"
