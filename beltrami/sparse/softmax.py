@@ -1,7 +1,8 @@
 """Normalisation of edge scores over each node's incident edges (CSR rows).
 
 ``edge_softmax``: ``a[e] = exp(s[e] - m_i) / sum_{e' in row i} exp(s[e'] - m_i)`` with ``m_i`` the row maximum
-(numerically stable; the shift is detached since softmax does not depend on it). ``edge_squareplus``: the
+(numerically stable), computed by the fused custom op ``beltrami::segment_softmax`` of :mod:`.ops` (its
+backward and double backward are ops too). ``edge_squareplus``: the
 official BLEND code's alternative, ``sp(x) = (x + sqrt(x^2 + 4)) / 2`` of the scores minus their global
 maximum, divided by the row sum. Both: ``[E]`` or ``[E, H]`` scores, rows of the graph's CSR order, O(E)
 memory, empty rows allowed (they have no entries to normalise).
