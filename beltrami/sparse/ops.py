@@ -151,7 +151,7 @@ def segment_softmax(scores: Tensor, index: Tensor, num_segments: int, offsets: O
         seg_max.scatter_reduce_(0, _expand_index(index, scores), scores, "amax")
     out = gather_rows(seg_max, index)
     torch.sub(scores, out, out=out).exp_()
-    return out.div_(gather_rows(_segment_sum(out, index, num_segments, offsets), index))
+    return out.div_(gather_rows(segment_sum(out, index, num_segments, offsets), index))
 
 
 @torch.library.custom_op("beltrami::segment_softmax_backward", mutates_args=())
@@ -159,14 +159,16 @@ def segment_softmax_backward(a: Tensor, grad: Tensor, index: Tensor, num_segment
                              offsets: Optional[Tensor] = None) -> Tensor:
     """The gradient of ``segment_softmax`` given its output ``a``: ``a * (grad - sum_seg(a * grad))``."""
     ag = a * grad
-    return ag.sub_(gather_rows(_segment_sum(ag, index, num_segments, offsets), index).mul_(a))
+    return ag.sub_(gather_rows(segment_sum(ag, index, num_segments, offsets), index).mul_(a))
 
 
 def _expand_index(index: Tensor, like: Tensor) -> Tensor:
     return index.view((-1,) + (1,) * (like.dim() - 1)).expand_as(like)
 
 
-def _segment_sum(x: Tensor, index: Tensor, num_segments: int, offsets: Optional[Tensor]) -> Tensor:
+def segment_sum(x: Tensor, index: Tensor, num_segments: int, offsets: Optional[Tensor] = None) -> Tensor:
+    """Sums of ``x`` rows per segment. With ``offsets`` (sorted ``index``): ``segment_reduce``, which has no
+    double backward; without: ``index_add`` into fresh zeros, differentiable to any order."""
     if offsets is not None:
         return torch.segment_reduce(x, "sum", offsets=offsets, axis=0)
     return x.new_zeros((num_segments,) + x.shape[1:]).index_add_(0, index, x)
@@ -205,8 +207,7 @@ def _softmax_double_backward(ctx, v: Tensor):
     a, g, index, offsets = ctx.saved_tensors
     n = ctx.num_segments
     grad_g = segment_softmax_backward(a, v, index, n, offsets)
-    seg_ag = a.new_zeros((n,) + a.shape[1:]).index_add(0, index, a * g)
-    seg_av = a.new_zeros((n,) + a.shape[1:]).index_add(0, index, a * v)
+    seg_ag, seg_av = segment_sum(a * g, index, n), segment_sum(a * v, index, n)
     grad_a = v * (g - gather_rows(seg_ag, index)) - g * gather_rows(seg_av, index)
     return grad_a, grad_g, None, None, None
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..graph import CSR, Graph
-from .ops import gather_rows
+from .ops import gather_rows, segment_sum
 
 
 def _crow_row(graph: Union[Graph, CSR]):
@@ -28,16 +28,6 @@ def segment_softmax(scores: Tensor, crow: Tensor, row: Tensor) -> Tensor:
     return torch.ops.beltrami.segment_softmax(scores, row, crow.shape[0] - 1, crow)
 
 
-def _row_sum(e: Tensor, crow: Tensor, row: Tensor) -> Tensor:
-    return _segment_sum(e, row, crow.shape[0] - 1)
-
-
-def _segment_sum(e: Tensor, index: Tensor, n: int) -> Tensor:
-    # index_add rather than segment_reduce: the latter has no double backward, which Jacobian
-    # regularisation through the attention needs.
-    return torch.zeros((n,) + e.shape[1:], dtype=e.dtype, device=e.device).index_add(0, index, e)
-
-
 def column_softmax(scores: Tensor, col: Tensor, n: int) -> Tensor:
     """Softmax of ``scores`` (CSR order) within each column of an ``n``-column graph; results stay in CSR
     order. (Columns are unsorted segments: scattered reductions, no reordering of the scores.)"""
@@ -47,13 +37,13 @@ def column_softmax(scores: Tensor, col: Tensor, n: int) -> Tensor:
 def column_squareplus(scores: Tensor, col: Tensor, n: int) -> Tensor:
     """Squareplus normalisation within each column (global maximum subtracted first)."""
     sp = _squareplus(scores)
-    return sp / gather_rows(_segment_sum(sp, col, n), col)
+    return sp / gather_rows(segment_sum(sp, col, n), col)
 
 
 def segment_squareplus(scores: Tensor, crow: Tensor, row: Tensor) -> Tensor:
     """Squareplus normalisation within each CSR row (global maximum subtracted first, as BLEND's code)."""
     sp = _squareplus(scores)
-    return sp / gather_rows(_row_sum(sp, crow, row), row)
+    return sp / gather_rows(segment_sum(sp, row, crow.shape[0] - 1), row)
 
 
 def _squareplus(scores: Tensor) -> Tensor:

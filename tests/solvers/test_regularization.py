@@ -28,7 +28,7 @@ def test_kinetic_and_jacobian_match_explicit_euler_sums():
     z, kin, jac = z0.clone(), 0.0, 0.0
     for _ in range(steps):
         fz = f(torch.tensor(0.0), z)
-        kin += h * float((fz ** 2).sum()) / 8
+        kin += h * float((fz.detach() ** 2).sum()) / 8
         J = torch.autograd.functional.jacobian(lambda y: f(torch.tensor(0.0), y.view(8, 3)).reshape(-1), z.reshape(-1))
         v = eps.reshape(-1) @ J
         jac += h * float(v @ v) / 8
