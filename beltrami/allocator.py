@@ -24,6 +24,9 @@ import ctypes.util
 import platform
 import sys
 
+ALLOCATORS = ("system", "keep-freed")
+"""The choices of the ``--allocator`` options: glibc's defaults, or :func:`keep_freed_memory`."""
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 # glibc's documented defaults, restored by keep_freed_memory(False)

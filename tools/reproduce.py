@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import beltrami
+from beltrami.allocator import ALLOCATORS
 from beltrami.atomic import atomic_write_text
 from beltrami.datasets import DatasetFileError
 from beltrami.training import FitResult
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--root", default=None)
     p.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each result's config)")
-    p.add_argument("--allocator", default="system", choices=("system", "keep-freed"),
+    p.add_argument("--allocator", default="system", choices=ALLOCATORS,
                    help="CPU malloc: the system's (default) or keep-freed (faster, more memory; "
                         "see beltrami.allocator)")
     p.add_argument("--results-dir", default="docs/results")

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import beltrami
-from beltrami.allocator import keep_freed_memory
+from beltrami.allocator import ALLOCATORS, keep_freed_memory
 from beltrami.bench.measure import memory_bandwidth, synchronize
 
 DEVICE = torch.device(os.environ.get("BELTRAMI_BENCH_DEVICE", "cpu"))
 ALLOCATOR = os.environ.get("BELTRAMI_BENCH_ALLOCATOR", "system")
-if ALLOCATOR not in ("keep-freed", "system"):
+if ALLOCATOR not in ALLOCATORS:
     raise ValueError(f"BELTRAMI_BENCH_ALLOCATOR must be keep-freed or system, got {ALLOCATOR!r}")
 
 SIZES = {"20k": dict(num_nodes=20_000, num_edges=100_000), "arxiv": None, "arxiv-local": "local"}
