@@ -49,18 +49,16 @@ def run(args) -> List[Path]:
     written = []
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
-            try:
-                res = beltrami.fit(dataset, preset=args.preset, model=model, split=SPLIT[args.table],
-                                   seeds=list(range(args.seeds)), root=args.root, device=args.device,
-                                   keep_freed_memory=args.allocator == "keep-freed")
+            path = out_dir / f"table{args.table}-{dataset}-{model}-{args.preset}.json"
+            extras = {"table": args.table,
+                      "command": command(args.table, dataset, model, args.preset, args.seeds, args.device)}
+            try:  # fit rewrites the file after every seed: a run stopped part-way keeps what it finished
+                beltrami.fit(dataset, preset=args.preset, model=model, split=SPLIT[args.table],
+                             seeds=list(range(args.seeds)), root=args.root, device=args.device,
+                             keep_freed_memory=args.allocator == "keep-freed", extras=extras, output=str(path))
             except DatasetFileError as err:
                 print(f"{dataset}: files missing ({err})", file=sys.stderr)
                 continue
-            res.config["extras"] = {**res.config.get("extras", {}), "table": args.table,
-                                    "command": command(args.table, dataset, model, args.preset, args.seeds,
-                                                       args.device)}
-            path = out_dir / f"table{args.table}-{dataset}-{model}-{args.preset}.json"
-            res.save(path)
             written.append(path)
     return written
 

@@ -163,7 +163,10 @@ class FitConfig:
         values: Dict[str, Any] = {}
         if preset is not None:
             values.update(preset_values(preset, dataset, overrides.get("model", "blend")))
+        # extras are notes, so the caller's are added to the preset's rather than replacing them
+        extras = {**values.get("extras", {}), **(overrides.get("extras") or {})}
         values.update(overrides)
+        values["extras"] = extras
         return cls(**values)
 
 

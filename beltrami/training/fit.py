@@ -187,7 +187,8 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
             keyword options override it.
         root: data root for named datasets.
         on_epoch: called as ``on_epoch(epoch, record)`` after every epoch.
-        output: write the result there as JSON (atomically).
+        output: write the result there as JSON (atomically), rewritten after every seed so that a run
+            stopped part-way keeps the seeds it finished (``len(result.runs)`` says how many).
         config: any :class:`~beltrami.training.config.FitConfig` field; an unknown key raises ValueError.
 
     Returns:
@@ -212,12 +213,12 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
             graph = rewired_graph(cfg, ds, pos)
             result, model = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch)
             runs.append(result)
-    peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
-    params = sum(p.numel() for p in model.parameters())
-    out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict(), commit)
+            peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
+            params = sum(p.numel() for p in model.parameters())
+            out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict(), commit)
+            if output is not None:  # after every seed: a run stopped part-way keeps the seeds it finished
+                out.save(output)
     out.trained_model, out.pos = model, pos
-    if output is not None:
-        out.save(output)
     return out
 
 

@@ -139,6 +139,27 @@ def test_result_json_roundtrip(small, tmp_path):
     assert d["config"]["scheme"] == "rk4" and "torch" in d["versions"] and "trained_model" not in d
 
 
+def test_output_keeps_the_seeds_finished_before_a_stop(small, tmp_path):
+    path = tmp_path / "r.json"
+
+    def stop_in_second_seed(epoch, record):
+        if path.exists():
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        beltrami.fit(small, preset="fast", epochs=2, seeds=[3, 4], progress=False, output=str(path),
+                     on_epoch=stop_in_second_seed)
+    part = FitResult.load(path)
+    assert [r.seed for r in part.runs] == [3]
+    assert part.test_acc == part.runs[0].test_acc
+
+
+def test_extras_add_to_the_presets(small):
+    cfg = FitConfig.build("cora", "paper", extras={"table": 2})
+    assert cfg.extras == {"paper_hidden_dim": FitConfig.build("cora", "paper").extras["paper_hidden_dim"],
+                          "table": 2}
+
+
 def test_tensor_and_pyg_like_inputs(small):
     masks = (small.train_mask, small.val_mask, small.test_mask)
     res = beltrami.fit((small.graph.edge_index, small.x, small.y, masks), preset="fast", epochs=2, progress=False)
