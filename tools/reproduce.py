@@ -3,7 +3,8 @@
     python tools/reproduce.py --table 2 --datasets cora,citeseer --models blend --seeds 10     # run, then write
     python tools/reproduce.py --from-json results/*.json                                     # write only
 
-Every run is saved as JSON (``--results-dir``, one file per table x dataset x model x preset); the markdown
+Every run is saved as JSON (``--results-dir``, one file per table x dataset x model x preset; while it runs,
+the seeds finished so far are in ``<file>.partial``, which a run stopped part-way leaves behind); the markdown
 is generated from those files, never typed: our mean ± std next to the paper's value, the difference,
 seconds per epoch, NFE, and the command that produced the row. Datasets whose files are absent are listed
 with the command that fills them in. The scale section tabulates the ``beltrami-bench`` files on the
@@ -11,6 +12,7 @@ ogbn-arxiv-sized graph under ``<results-dir>/scale`` (CPU) and ``<results-dir>/g
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -52,13 +54,17 @@ def run(args) -> List[Path]:
             path = out_dir / f"table{args.table}-{dataset}-{model}-{args.preset}.json"
             extras = {"table": args.table,
                       "command": command(args.table, dataset, model, args.preset, args.seeds, args.device)}
-            try:  # fit rewrites the file after every seed: a run stopped part-way keeps what it finished
+            # fit rewrites ``partial`` after every seed: a run stopped part-way keeps the seeds it finished
+            # there, and a finished result it would have replaced stays in place
+            partial = path.with_name(path.name + ".partial")
+            try:
                 beltrami.fit(dataset, preset=args.preset, model=model, split=SPLIT[args.table],
                              seeds=list(range(args.seeds)), root=args.root, device=args.device,
-                             keep_freed_memory=args.allocator == "keep-freed", extras=extras, output=str(path))
+                             keep_freed_memory=args.allocator == "keep-freed", extras=extras, output=str(partial))
             except DatasetFileError as err:
                 print(f"{dataset}: files missing ({err})", file=sys.stderr)
                 continue
+            os.replace(partial, path)
             written.append(path)
     return written
 
