@@ -4,9 +4,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
+from torch import Tensor
 
 from ..datasets import Dataset, load_dataset
 from ..graph import Graph
+from ..validation import check_choice
+from .config import FEATURE_NORMS
 
 
 def as_dataset(data: Any, cfg, seed: int, root: Optional[str] = None) -> Dataset:
@@ -34,3 +37,13 @@ def _dataset(name, graph, x, y, tr, va, te) -> Dataset:
     y = torch.as_tensor(y).long().flatten()
     return Dataset(str(name), graph, torch.as_tensor(x).float(), y, torch.as_tensor(tr).bool(),
                    torch.as_tensor(va).bool(), torch.as_tensor(te).bool(), int(y.max()) + 1, {"split": "given"})
+
+
+def normalise_features(x: Tensor, norm: Optional[str]) -> Tensor:
+    """``x`` as the model sees it: unchanged (``norm=None``), or with each row divided by its sum
+    (``"row"``, the GCN/GAT papers' preprocessing; rows summing to 0 stay 0). Shapes: ``[N, F] -> [N, F]``."""
+    check_choice(norm, FEATURE_NORMS, "feature_norm")
+    if norm is None:
+        return x
+    total = x.sum(dim=1, keepdim=True)
+    return x / torch.where(total == 0, torch.ones_like(total), total)

@@ -30,7 +30,7 @@ from ..regularization import Regularization
 from ..solvers import SolverError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import FitConfig
-from .data import as_dataset
+from .data import as_dataset, normalise_features
 from .positional import dynamic_rewire, positional_coordinates, rewired_graph
 from .result import FitResult, RunResult, git_commit
 
@@ -125,7 +125,7 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
     device = torch.device(cfg.device)
     model = build_model(cfg, ds, graph, pos).to(device)
     opt = make_optimizer(cfg, model.parameters())
-    x, y = ds.x.to(device), ds.y.to(device)
+    x, y = normalise_features(ds.x, cfg.feature_norm).to(device), ds.y.to(device)
     train_mask = ds.train_mask.to(device)
     pos = None if pos is None else pos.to(device)
     state = {"epoch": 0, "history": [], "best": None}

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 import beltrami
 from beltrami.solvers import SCHEMES
 from beltrami.training import FitConfig, FitResult
+from beltrami.training.data import normalise_features
 
 
 def _mlp_accuracy(ds, epochs=200, seed=0):
@@ -216,6 +217,19 @@ def test_paper_preset_for_baselines_is_their_own_papers_settings():
     assert (gcn.hidden, gcn.dropout, gcn.lr, gcn.weight_decay, gcn.epochs) == (16, 0.5, 0.01, 5e-4, 200)
     gat = FitConfig.build("cora", "paper", model="gat", epochs=5)  # keyword options still override
     assert (gat.dropout, gat.lr, gat.epochs, gat.pos_encoding) == (0.6, 0.005, 5, None)
+    assert gcn.feature_norm == gat.feature_norm == "row" and FitConfig.build("cora", "paper").feature_norm is None
+
+
+def test_row_feature_norm_reaches_the_model(small):
+    x = torch.tensor([[1.0, 3.0, 0.0], [0.0, 0.0, 0.0], [2.0, 2.0, 4.0]])
+    torch.testing.assert_close(normalise_features(x, "row"), torch.tensor([[0.25, 0.75, 0], [0, 0, 0], [0.25, 0.25, 0.5]]))
+    assert normalise_features(x, None) is x
+    with pytest.raises(ValueError, match="unknown feature_norm 'l2'"):
+        FitConfig(feature_norm="l2")
+    # the synthetic features' rows do not sum to 1: with the option on, training sees other inputs
+    runs = [beltrami.fit(small, model="gcn", epochs=2, progress=False, feature_norm=norm).history[0]["loss"]
+            for norm in (None, "row")]
+    assert runs[0] != runs[1]
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path):
