@@ -1,9 +1,11 @@
-"""`beltrami-bench`: train and benchmark models over a grid of datasets x schemes x backprop x compile modes.
+"""`beltrami-bench`: train and benchmark models over a grid of datasets x schemes x backprop x compile modes x
+sparse kernels.
 
     beltrami-bench --dataset cora                         # BLEND (preset fast) on the embedded Cora
     beltrami-bench --dataset cora,citeseer --scheme rk4,dopri5 --backprop direct,adjoint --output r.json
     beltrami-bench --dataset synthetic --nodes 169343 --edges 1166243 --classes 40 --features 128 --quick
     beltrami-bench --dataset all --summary-only           # dataset table and file status, no training
+    beltrami-bench --dataset synthetic-arxiv --preset paper --sparse-backend torch,cpp --epochs 3
 
 Every combination is one row (accuracy mean ± std, NFE forward/backward per epoch, seconds per epoch, peak
 memory, speed-up against the first row); a failing combination reports its error in its row and the grid
@@ -33,7 +35,7 @@ from ..training import PRESETS, fit
 from ..training.result import git_commit, versions
 
 PAPER_DATASETS = ("cora", "citeseer", "pubmed", "coauthor-cs", "computers", "photo", "ogbn-arxiv")
-COLUMNS = ("dataset", "model", "scheme", "backprop", "compile", "test_acc", "test_acc_std", "val_acc",
+COLUMNS = ("dataset", "model", "scheme", "backprop", "compile", "sparse_backend", "test_acc", "test_acc_std", "val_acc",
            "nfe_forward", "nfe_backward", "seconds_per_epoch", "seconds_per_epoch_median", "peak_memory_MB",
            "speedup", "error")
 
@@ -52,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=float, default=None, help="step of fixed-step/implicit schemes")
     p.add_argument("--backprop", default=None, help="comma list of direct, adjoint (default: the preset's)")
     p.add_argument("--compile", default="eager", help="comma list of eager, script, compile")
+    p.add_argument("--sparse-backend", default=None,
+                   help="comma list of torch, torch_sparse, cpp: the SpMM kernel (default: $BELTRAMI_SPARSE_BACKEND "
+                        "or torch; see beltrami.sparse.spmm)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--allocator", default="system", choices=ALLOCATORS,
                    help="CPU malloc: the system's (default) or keep-freed, which reuses freed memory instead of "
@@ -137,10 +142,10 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
     """Train every combination; a failure becomes its row's ``error``."""
     rows: List[Dict[str, Any]] = []
     grid = list(itertools.product(datasets, _list(args.model), _list(args.scheme), _list(args.backprop),
-                                  _list(args.compile)))
-    for i, (name, model, scheme, backprop, mode) in enumerate(grid, 1):
+                                  _list(args.compile), _list(args.sparse_backend)))
+    for i, (name, model, scheme, backprop, mode, kernel) in enumerate(grid, 1):
         options: Dict[str, Any] = {"model": model, "compile": mode, "device": args.device, "runs": args.runs,
-                                   "seed": args.seed, "progress": True,
+                                   "seed": args.seed, "progress": True, "sparse_backend": kernel,
                                    "keep_freed_memory": args.allocator == "keep-freed"}
         for key, value in (("scheme", scheme), ("backprop", backprop), ("step_size", args.step_size),
                            ("epochs", 5 if args.quick else args.epochs)):
@@ -152,8 +157,8 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
         if scheme in ("dopri5", "bosh3"):
             options.setdefault("step_size", None)
         console.print(f"[bold]({i}/{len(grid)})[/bold] {name} {model} scheme={scheme or 'preset'} "
-                      f"backprop={backprop or 'preset'} compile={mode}")
-        row: Dict[str, Any] = {"dataset": name, "model": model, "compile": mode}
+                      f"backprop={backprop or 'preset'} compile={mode} kernel={kernel or 'default'}")
+        row: Dict[str, Any] = {"dataset": name, "model": model, "compile": mode, "sparse_backend": kernel}
         try:
             res = fit(datasets[name], preset=args.preset, **options)
             cfg = res.config
@@ -175,15 +180,16 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
 
 def results_table(rows: List[Dict[str, Any]]) -> Table:
     table = Table(title="beltrami-bench")
-    for col in ("dataset", "model", "scheme", "backprop", "compile", "test acc", "val acc", "NFE fwd/bwd",
-                "s/epoch", "median", "peak MB", "speed-up"):
-        table.add_column(col, justify="left" if col in ("dataset", "model", "scheme", "backprop", "compile") else "right")
+    left = ("dataset", "model", "scheme", "backprop", "compile", "kernel")
+    for col in left + ("test acc", "val acc", "NFE fwd/bwd", "s/epoch", "median", "peak MB", "speed-up"):
+        table.add_column(col, justify="left" if col in left else "right")
     for r in rows:
+        kernel = r.get("sparse_backend") or "default"
         if r.get("error"):
             table.add_row(r["dataset"], r["model"], str(r.get("scheme")), str(r.get("backprop")), r["compile"],
-                          f"[red]{r['error'][:60]}[/red]", *[""] * 6)
+                          kernel, f"[red]{r['error'][:60]}[/red]", *[""] * 6)
             continue
-        table.add_row(r["dataset"], r["model"], r["scheme"], r["backprop"], r["compile"],
+        table.add_row(r["dataset"], r["model"], r["scheme"], r["backprop"], r["compile"], kernel,
                       f"{100 * r['test_acc']:.1f} ± {100 * r['test_acc_std']:.1f}", f"{100 * r['val_acc']:.1f}",
                       f"{r['nfe_forward']:.0f}/{r['nfe_backward']:.0f}", f"{r['seconds_per_epoch']:.3f}",
                       f"{r['seconds_per_epoch_median']:.3f}",

@@ -51,11 +51,15 @@ def gather_rows_flat(x: Tensor, index: Tensor) -> Tensor:
     return x.reshape(-1).index_select(0, flat).view(index.shape[0], h)
 
 
-TORCH, TORCH_SPARSE = 0, 1
+TORCH, TORCH_SPARSE, CPP = 0, 1, 2
 """Kernel ids for the ``backend`` argument of ``csr_spmm`` (an int, so TorchScript can carry it)."""
 
 
 def _spmm_one(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, backend: int) -> Tensor:
+    if backend == CPP and not x.is_cuda:
+        from .cpu_kernels import load
+
+        return load().csr_spmm(crow, col, values.detach(), x.detach())
     if backend == TORCH_SPARSE:
         import torch_sparse  # noqa: F401  (registers torch.ops.torch_sparse)
 

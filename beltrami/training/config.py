@@ -30,6 +30,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from ..sparse.spmm import BACKENDS
 from ..validation import check_choice, check_options
 
 MODELS = ("blend", "blend-knn", "grand-l", "gcn", "gat")
@@ -108,6 +109,8 @@ class FitConfig:
     seeds: Optional[List[int]] = None    # explicit seeds (overrides seed/runs)
     device: str = "cpu"
     compile: str = "eager"               # eager / script / compile (the diffusion function)
+    sparse_backend: Optional[str] = None # BLEND's SpMM kernel: torch, torch_sparse, cpp (None: $BELTRAMI_SPARSE_BACKEND
+                                         # or torch; see beltrami.sparse.spmm)
     keep_freed_memory: bool = False      # glibc malloc keeps freed memory: no page faults for big CPU tensors
                                          # (process-wide; see beltrami.allocator)
     checkpoint_dir: Optional[str] = None
@@ -124,6 +127,7 @@ class FitConfig:
         check_choice(self.compile, ("eager", "script", "compile"), "compile mode")
         check_choice(self.rewire_on, ("pos", "feat", "both"), "rewire_on")
         check_choice(self.feature_norm, FEATURE_NORMS, "feature_norm")
+        check_choice(self.sparse_backend, (None,) + BACKENDS, "sparse backend")
         if self.rewire_every < 0:
             raise ValueError(f"rewire_every must be >= 0, got {self.rewire_every}")
         for name in ("lr", "time"):

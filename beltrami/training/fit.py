@@ -63,7 +63,7 @@ def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]
                   separate_diffusivity=cfg.separate_diffusivity, time=cfg.time, scheme=cfg.scheme,
                   step_size=cfg.step_size, rtol=cfg.rtol, atol=cfg.atol, backprop=cfg.backprop,
                   input_dropout=cfg.input_dropout, pos_dropout=cfg.pos_dropout, dropout=cfg.dropout,
-                  regularization=reg,
+                  regularization=reg, backend=cfg.sparse_backend,
                   solver_options={"max_steps": cfg.max_steps, **solver_options})
     if cfg.compile != "eager":
         model.function = compile_function(model.function, cfg.compile)

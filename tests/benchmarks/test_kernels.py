@@ -16,13 +16,14 @@ from .conftest import DEVICE, record, synced
 
 pytestmark = pytest.mark.benchmark
 D = 64
+KERNELS = [b for b in available_backends() if b != "pyg_lib"]  # torch; torch_sparse and cpp where present
 
 
 def spmm_bytes(g, d):
     return 12 * g.num_edges + 8 * g.num_nodes + 4 * g.num_edges * d + 4 * g.num_nodes * d
 
 
-@pytest.mark.parametrize("backend", available_backends()[:2])
+@pytest.mark.parametrize("backend", KERNELS)
 def test_spmm_forward(benchmark, graph, bandwidth, backend):
     v, x = torch.rand(graph.num_edges, device=DEVICE), torch.randn(graph.num_nodes, D, device=DEVICE)
     csr = graph.csr()
@@ -30,7 +31,7 @@ def test_spmm_forward(benchmark, graph, bandwidth, backend):
     record(benchmark, bandwidth, spmm_bytes(graph, D), backend=backend, nodes=graph.num_nodes, edges=graph.num_edges)
 
 
-@pytest.mark.parametrize("backend", available_backends()[:2])
+@pytest.mark.parametrize("backend", KERNELS)
 def test_spmm_forward_backward(benchmark, graph, bandwidth, backend):
     v = torch.rand(graph.num_edges, device=DEVICE, requires_grad=True)
     x = torch.randn(graph.num_nodes, D, device=DEVICE, requires_grad=True)
@@ -64,9 +65,10 @@ def test_edge_softmax_forward_backward(benchmark, graph, bandwidth, over):
 
 
 @pytest.mark.parametrize("mode", ["eager", "script", "compile"])
-def test_beltrami_function_forward_backward(benchmark, graph, bandwidth, mode):
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "torch_sparse"])
+def test_beltrami_function_forward_backward(benchmark, graph, bandwidth, mode, kernel):
     torch.manual_seed(0)
-    f = compile_function(BeltramiDiffusion(graph, D, heads=4, attention_dim=32).to(DEVICE), mode)
+    f = compile_function(BeltramiDiffusion(graph, D, heads=4, attention_dim=32, backend=kernel).to(DEVICE), mode)
     z = torch.randn(graph.num_nodes, D, device=DEVICE, requires_grad=True)
     t = torch.tensor(0.0, device=DEVICE)
 
@@ -79,4 +81,4 @@ def test_beltrami_function_forward_backward(benchmark, graph, bandwidth, mode):
     # (E x H, ~6 passes), head mean; then the SpMM. Backward about twice the forward.
     fwd = (4 * graph.num_nodes * D * 3 + 12 * graph.num_edges + 4 * graph.num_edges * 64
            + 4 * graph.num_edges * 4 * 6 + spmm_bytes(graph, D))
-    record(benchmark, bandwidth, 3 * fwd, mode=mode, nodes=graph.num_nodes, edges=graph.num_edges)
+    record(benchmark, bandwidth, 3 * fwd, mode=mode, kernel=kernel, nodes=graph.num_nodes, edges=graph.num_edges)

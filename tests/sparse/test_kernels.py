@@ -6,7 +6,7 @@ from beltrami.sparse.softmax import column_softmax
 
 from tests.reference import dense, dense_row_softmax, dense_squareplus, random_graph
 
-BACKENDS = available_backends()[: 2]  # torch, and torch_sparse when installed
+BACKENDS = [b for b in available_backends() if b != "pyg_lib"]  # torch; torch_sparse, cpp where present
 D = torch.float64
 
 
@@ -31,6 +31,30 @@ def test_spmm_gradcheck_values_and_x(backend, heads):
     fn = lambda v, x: spmm(g, v, x, backend=backend)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (v, x))
     assert torch.autograd.gradgradcheck(fn, (v, x))
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="no C++ compiler")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpp_kernel_on_a_bigger_graph_with_threads(dtype):
+    # rows long enough for the prefetch, more rows than one thread's chunk, empty rows, an odd width
+    g = random_graph(n=3000, m=60_000, isolated=50)
+    v, x = torch.randn(g.num_edges, dtype=dtype), torch.randn(g.num_nodes, 67, dtype=dtype)
+    ref = spmm(g, v.double(), x.double(), backend="torch")
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out = spmm(g, v, x, backend="cpp")
+            assert out.dtype == dtype
+            torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_cpp_backend_needs_a_compiler(monkeypatch):
+    monkeypatch.setattr("beltrami.sparse.cpu_kernels.shutil.which", lambda name: None)
+    with pytest.raises(ImportError, match="sparse backend 'cpp' is not installed: no C\\+\\+ compiler"):
+        spmm(random_graph(), torch.ones(1), torch.ones(1, 1), backend="cpp")
 
 
 def test_values_gradient_is_sparse_and_matches_dense():

@@ -1,0 +1,44 @@
+"""The C++ CPU kernels behind ``backend="cpp"``, compiled on first use by torch's JIT extension builder.
+
+The first call builds ``csrc/csr_spmm_cpu.cpp`` (about a minute with two cores) into torch's extension
+cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); later processes load the cached
+build in well under a second. The build targets the instruction set PyTorch itself dispatches to on this
+CPU (x86-64-v4 where it uses AVX-512, v3 for AVX2, the baseline otherwise), and that level is part of the
+module's name: a cache shared with a machine of another level gets its own build, never an illegal
+instruction.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+SOURCE = Path(__file__).with_name("csrc") / "csr_spmm_cpu.cpp"
+_MARCH = {"AVX512": "-march=x86-64-v4", "AVX2": "-march=x86-64-v3"}
+
+
+def compiler_available() -> bool:
+    """Whether a C++ compiler and the kernel source are here (the backend is then offered)."""
+    return SOURCE.is_file() and shutil.which(os.environ.get("CXX", "c++")) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def load() -> ModuleType:
+    """The compiled kernels (built on the first call of a process if the cache has none)."""
+    from torch.utils.cpp_extension import load as load_extension
+
+    level = torch.backends.cpu.get_cpu_capability()
+    flags = ["-O3", "-fopenmp"] + ([_MARCH[level]] if level in _MARCH else [])
+    name = f"beltrami_cpu_kernels_{level.lower()}"
+    print(f"beltrami: loading the C++ CPU kernels ({name}; the first build takes about a minute)",
+          file=sys.stderr)
+    try:
+        return load_extension(name, [str(SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"])
+    except Exception as err:  # the compiler's own message is in err
+        raise ImportError(f"the C++ CPU kernels (sparse backend 'cpp') did not build: {err}\n"
+                          "Use backend='torch' (the default).") from err
