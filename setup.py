@@ -31,6 +31,7 @@ setup(
         "tune": ["ray[tune]>=2.9", "optuna>=3"],
         "sparse": ["torch-scatter>=2.1", "torch-sparse>=0.6.17"],
         "plot": ["matplotlib>=3.5"],
+        "cpp": ["ninja>=1.10"],  # builds the C++ CPU kernels (sparse backend "cpp") on first use
     },
     entry_points={"console_scripts": ["beltrami-bench=beltrami.bench.cli:main"]},
     classifiers=[

@@ -23,8 +23,11 @@ _MARCH = {"AVX512": "-march=x86-64-v4", "AVX2": "-march=x86-64-v3"}
 
 
 def compiler_available() -> bool:
-    """Whether a C++ compiler and the kernel source are here (the backend is then offered)."""
-    return SOURCE.is_file() and shutil.which(os.environ.get("CXX", "c++")) is not None
+    """Whether the kernel source, a C++ compiler and ninja (which torch's builder drives) are here; the
+    backend is offered only then."""
+    from torch.utils.cpp_extension import is_ninja_available
+
+    return SOURCE.is_file() and shutil.which(os.environ.get("CXX", "c++")) is not None and is_ninja_available()
 
 
 @functools.lru_cache(maxsize=None)

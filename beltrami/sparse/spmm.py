@@ -47,7 +47,8 @@ def resolve_backend(backend: Optional[str] = None) -> str:
     check_choice(name, BACKENDS, "sparse backend")
     if name not in available_backends():
         hint = {"torch_sparse": "pip install -e '.[sparse]' (builds from source in about 10 minutes)",
-                "cpp": "no C++ compiler found ($CXX or c++); use backend='torch'"}.get(
+                "cpp": "it needs a C++ compiler ($CXX or c++) and ninja (pip install ninja); "
+                       "use backend='torch'"}.get(
                     name, "pyg-lib publishes no wheel for this torch/platform; use backend='torch'")
         raise ImportError(f"sparse backend {name!r} is not installed: {hint}")
     if name == "pyg_lib":  # pragma: no cover - not installable on this machine

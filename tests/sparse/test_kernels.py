@@ -53,7 +53,7 @@ def test_cpp_kernel_on_a_bigger_graph_with_threads(dtype):
 
 def test_cpp_backend_needs_a_compiler(monkeypatch):
     monkeypatch.setattr("beltrami.sparse.cpu_kernels.shutil.which", lambda name: None)
-    with pytest.raises(ImportError, match="sparse backend 'cpp' is not installed: no C\\+\\+ compiler"):
+    with pytest.raises(ImportError, match="sparse backend 'cpp' is not installed: it needs a C\\+\\+ compiler"):
         spmm(random_graph(), torch.ones(1), torch.ones(1, 1), backend="cpp")
 
 
