@@ -82,7 +82,8 @@ def scale_table(results_dir: Path) -> List[str]:
             if r.get("error") or r.get("seconds_per_epoch") is None:
                 continue
             median = r.get("seconds_per_epoch_median")
-            out.append(f"| {r['model']} | {r['scheme']} | {r['backprop']} | {r['compile']} | {where} | "
+            mode = r["compile"] + (f", {r['sparse_backend']} kernel" if r.get("sparse_backend") else "")
+            out.append(f"| {r['model']} | {r['scheme']} | {r['backprop']} | {mode} | {where} | "
                        f"{r['seconds_per_epoch']:.3f} | {'—' if median is None else f'{median:.3f}'} | "
                        f"{r['peak_memory_MB']:.0f} | {r['nfe_forward']:.0f}/{r['nfe_backward']:.0f} | "
                        f"{r.get('num_parameters', '—')} | {path.parent.name}/{path.name} | `{cmd}` |")
