@@ -2,6 +2,8 @@
 
     python tools/reproduce.py --table 2 --datasets cora,citeseer --models blend --seeds 10     # run, then write
     python tools/reproduce.py --from-json results/*.json                                     # write only
+    python tools/reproduce.py ... --seeds 4 --first-seed 6 --results-dir part/                # more seeds
+    python tools/reproduce.py --merge row.json part/row.json --into row.json                 # one row again
 
 Every run is saved as JSON (``--results-dir``, one file per table x dataset x model x preset; while it runs,
 the seeds finished so far are in ``<file>.partial``, which a run stopped part-way leaves behind); the markdown
@@ -13,6 +15,7 @@ ogbn-arxiv-sized graph under ``<results-dir>/scale`` (CPU) and ``<results-dir>/g
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -41,9 +44,11 @@ PAPER = {
 SPLIT = {2: "public", 3: "random"}
 
 
-def command(table: int, dataset: str, model: str, preset: str, seeds: int, device: str = "cpu") -> str:
+def command(table: int, dataset: str, model: str, preset: str, seeds: int, device: str = "cpu",
+            first_seed: int = 0) -> str:
     return (f"python tools/reproduce.py --table {table} --datasets {dataset} --models {model} --preset {preset} "
-            f"--seeds {seeds}" + ("" if device == "cpu" else f" --device {device}"))
+            f"--seeds {seeds}" + ("" if first_seed == 0 else f" --first-seed {first_seed}")
+            + ("" if device == "cpu" else f" --device {device}"))
 
 
 def run(args) -> List[Path]:
@@ -52,14 +57,15 @@ def run(args) -> List[Path]:
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
             path = out_dir / f"table{args.table}-{dataset}-{model}-{args.preset}.json"
-            extras = {"table": args.table,
-                      "command": command(args.table, dataset, model, args.preset, args.seeds, args.device)}
+            extras = {"table": args.table, "command": command(args.table, dataset, model, args.preset, args.seeds,
+                                                              args.device, args.first_seed)}
             # fit rewrites ``partial`` after every seed: a run stopped part-way keeps the seeds it finished
             # there, and a finished result it would have replaced stays in place
             partial = path.with_name(path.name + ".partial")
             try:
                 beltrami.fit(dataset, preset=args.preset, model=model, split=SPLIT[args.table],
-                             seeds=list(range(args.seeds)), root=args.root, device=args.device,
+                             seeds=list(range(args.first_seed, args.first_seed + args.seeds)), root=args.root,
+                             device=args.device,
                              keep_freed_memory=args.allocator == "keep-freed", extras=extras, output=str(partial))
             except DatasetFileError as err:
                 print(f"{dataset}: files missing ({err})", file=sys.stderr)
@@ -67,6 +73,19 @@ def run(args) -> List[Path]:
             os.replace(partial, path)
             written.append(path)
     return written
+
+
+def merge(paths: List[Path], into: Path) -> Path:
+    """Write the result of several runs of one row on disjoint seeds (``FitResult.merge``) to ``into``; its
+    command becomes the one that runs all of those seeds at once."""
+    res = FitResult.merge([FitResult.load(p) for p in paths])
+    extras = res.config["extras"]
+    seeds = res.config["seeds"]
+    if "command" in extras and seeds == list(range(len(seeds))):
+        extras["command"] = re.sub(r" --first-seed \d+", "", re.sub(r"--seeds \d+", f"--seeds {len(seeds)}",
+                                                                    extras["command"]))
+    res.save(into)
+    return into
 
 
 def scale_table(results_dir: Path) -> List[str]:
@@ -134,7 +153,8 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default="cora,citeseer")
     p.add_argument("--models", default="blend")
     p.add_argument("--preset", default="paper", choices=("fast", "paper", "paper-beltrami"))
-    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (default 0)")
     p.add_argument("--root", default=None)
     p.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each result's config)")
     p.add_argument("--allocator", default="system", choices=ALLOCATORS,
@@ -143,7 +163,15 @@ def main(argv=None) -> int:
     p.add_argument("--results-dir", default="docs/results")
     p.add_argument("--from-json", nargs="*", default=None, help="only write the markdown from these files")
     p.add_argument("--markdown", default="docs/results.md")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="merge these results of one row on disjoint seeds into --into, then write the markdown")
+    p.add_argument("--into", default=None, help="where --merge writes (e.g. the row's file in --results-dir)")
     args = p.parse_args(argv)
+    if args.merge is not None:
+        if args.into is None:
+            p.error("--merge needs --into")
+        merge([Path(x) for x in args.merge], Path(args.into))
+        args.from_json = [str(x) for x in sorted(Path(args.results_dir).glob("*.json"))]
     paths = [Path(x) for x in args.from_json] if args.from_json is not None else run(args)
     if args.from_json is not None or paths:
         all_paths = paths if args.from_json is not None else sorted(Path(args.results_dir).glob("*.json"))

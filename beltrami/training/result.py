@@ -56,6 +56,11 @@ class RunResult:
     best_time: Optional[float] = None   # the integration time of the best evaluation (``select_time``)
 
 
+# Options that do not change what is trained (seeds, notes, run-time switches): merged results may differ in them.
+_NOT_TRAINING = {"seed", "seeds", "runs", "extras", "progress", "keep_freed_memory", "sparse_backend",
+                 "checkpoint_dir", "checkpoint_every", "resume"}
+
+
 @dataclass
 class FitResult:
     """Mean and standard deviation over runs of the accuracies (at each run's best validation epoch), NFE
@@ -96,6 +101,43 @@ class FitResult:
         return cls(dataset, model, tr, va, te, tr_s, va_s, te_s,
                    statistics.fmean(r.seconds_per_epoch for r in runs), statistics.fmean(nf), statistics.fmean(nb),
                    peak, params, config, runs, commit=commit)
+
+    @classmethod
+    def merge(cls, parts: List["FitResult"]) -> "FitResult":
+        """One result from results of one configuration on disjoint seeds: a row completed in several
+        sittings. The configs must agree on every option that changes training (the device too); seeds,
+        notes and run-time switches may differ, and options a part predates count at their defaults. The
+        merged result takes the newest (last) part's commit and versions and lists every part's in
+        ``config["extras"]["merged_from"]``."""
+        from .config import FitConfig
+
+        if not parts:
+            raise ValueError("nothing to merge")
+        defaults = FitConfig().to_dict()
+
+        def training_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
+            return {k: cfg.get(k, defaults.get(k)) for k in set(defaults) | set(cfg) if k not in _NOT_TRAINING}
+
+        first = parts[0]
+        for part in parts[1:]:
+            if (part.dataset, part.model) != (first.dataset, first.model):
+                raise ValueError(f"cannot merge {part.model} on {part.dataset} into {first.model} on {first.dataset}")
+            a, b = training_options(first.config), training_options(part.config)
+            differ = sorted(k for k in a if a[k] != b.get(k))
+            if differ:
+                raise ValueError(f"cannot merge results whose configs differ in {', '.join(differ)}")
+        seeds = [r.seed for part in parts for r in part.runs]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"cannot merge results that share seeds: {sorted(seeds)}")
+        runs = sorted((r for part in parts for r in part.runs), key=lambda r: r.seed)
+        config = {**parts[-1].config, "seeds": [r.seed for r in runs]}
+        config["extras"] = {**parts[-1].config.get("extras", {}),
+                            "merged_from": [{"commit": p.commit, "seeds": [r.seed for r in p.runs],
+                                             "versions": p.versions} for p in parts]}
+        out = cls.from_runs(first.dataset, first.model, runs, max(p.peak_memory_bytes for p in parts),
+                            parts[-1].num_parameters, config, parts[-1].commit)
+        out.versions = parts[-1].versions
+        return out
 
     @property
     def seconds_per_epoch_median(self) -> float:
