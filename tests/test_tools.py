@@ -67,6 +67,25 @@ def test_reproduce_runs_a_row_and_leaves_no_partial_file(tmp_path):
     assert "--seeds 2" in res["config"]["extras"]["command"] and "| cora | gcn |" in md.read_text()
 
 
+def test_reproduce_merges_sittings_into_one_row(tmp_path):
+    import beltrami
+    from beltrami.training import FitResult
+
+    for seeds, name in (([0, 1], "a.json"), ([2], "b.json")):
+        res = beltrami.fit("cora", preset="fast", model="gcn", epochs=1, seeds=seeds, progress=False)
+        first = "" if seeds[0] == 0 else f" --first-seed {seeds[0]}"
+        res.config["extras"] = {"table": 2, "command": f"python tools/reproduce.py --table 2 --seeds {len(seeds)}{first}"}
+        res.save(tmp_path / name)
+    into, md = tmp_path / "table2-cora-gcn-fast.json", tmp_path / "results.md"
+    subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--merge", str(tmp_path / "a.json"),
+                    str(tmp_path / "b.json"), "--into", str(into), "--results-dir", str(tmp_path), "--markdown", str(md)],
+                   capture_output=True, text=True, check=True)
+    merged = FitResult.load(into)
+    assert [r.seed for r in merged.runs] == [0, 1, 2]
+    assert merged.config["extras"]["command"] == "python tools/reproduce.py --table 2 --seeds 3"
+    assert "`python tools/reproduce.py --table 2 --seeds 3`" in md.read_text()
+
+
 def test_encodings_scale_small_graph(tmp_path):
     out = tmp_path / "enc.json"
     subprocess.run([sys.executable, str(TOOLS / "encodings_scale.py"), "--which", "knn,ppr-dense",

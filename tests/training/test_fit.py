@@ -155,6 +155,22 @@ def test_output_keeps_the_seeds_finished_before_a_stop(small, tmp_path):
     assert part.test_acc == part.runs[0].test_acc
 
 
+def test_merge_of_two_sittings_equals_one_run(small):
+    kw = dict(preset="fast", epochs=2, progress=False)
+    whole = beltrami.fit(small, seeds=[0, 1], **kw)
+    parts = [beltrami.fit(small, seeds=[1], **kw), beltrami.fit(small, seeds=[0], **kw)]
+    merged = FitResult.merge(parts)
+    assert [r.seed for r in merged.runs] == [0, 1]
+    assert [[h["loss"] for h in r.history] for r in merged.runs] == [[h["loss"] for h in r.history] for r in whole.runs]
+    assert merged.test_acc == whole.test_acc and merged.config["seeds"] == [0, 1]
+    assert [m["seeds"] for m in merged.config["extras"]["merged_from"]] == [[1], [0]]
+    with pytest.raises(ValueError, match="share seeds"):
+        FitResult.merge([parts[0], parts[0]])
+    other = beltrami.fit(small, seeds=[2], lr=0.05, **kw)
+    with pytest.raises(ValueError, match="configs differ in lr"):
+        FitResult.merge([parts[0], other])
+
+
 def test_extras_add_to_the_presets(small):
     cfg = FitConfig.build("cora", "paper", extras={"table": 2})
     assert cfg.extras == {"paper_hidden_dim": FitConfig.build("cora", "paper").extras["paper_hidden_dim"],
