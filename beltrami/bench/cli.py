@@ -212,7 +212,7 @@ def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespac
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    commit = git_commit()  # at the start: the checkout may move on during a long grid
+    commit = git_commit()
     console = Console(width=max(Console().width, 120))
     try:
         names = _names(args.dataset)

@@ -196,7 +196,7 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
         splits each seed also draws its own split, as in the paper's protocol.
     """
     cfg = FitConfig.build(_preset_key(data), preset, **config)
-    commit = git_commit()  # now: the checkout may move on while this process trains
+    commit = git_commit()
     if cfg.keep_freed_memory and not keep_freed_memory():
         warnings.warn("keep_freed_memory=True has no effect here: the C library is not glibc", stacklevel=2)
     seeds = cfg.run_seeds()

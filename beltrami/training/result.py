@@ -25,9 +25,14 @@ def versions() -> Dict[str, str]:
 
 
 def git_commit() -> Optional[str]:
-    """The commit of the beltrami checkout in use, if it is one (None otherwise), with ``-dirty`` appended
-    when the package's tracked files differ from it. Callers take it when a run starts: the code a process
-    runs is the code it imported, whatever the checkout holds when the run ends."""
+    """The commit of the beltrami checkout this process imported, if it is one (None otherwise), with
+    ``-dirty`` appended when the package's tracked files differed from it. Read once, when this module was
+    imported: the code a process runs is the code it imported, whatever the checkout holds when a later run
+    of the same process starts or ends (``tools/reproduce.py`` trains row after row in one process)."""
+    return _COMMIT_AT_IMPORT
+
+
+def _read_git_commit() -> Optional[str]:
     package = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=5)
@@ -38,6 +43,9 @@ def git_commit() -> Optional[str]:
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
+
+
+_COMMIT_AT_IMPORT = _read_git_commit()
 
 
 @dataclass

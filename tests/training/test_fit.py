@@ -103,13 +103,17 @@ def test_commit_is_taken_when_the_run_starts(small, monkeypatch):
     assert res.commit == "at-start"
 
 
-def test_git_commit_names_this_checkout():
-    from beltrami.training.result import git_commit
+def test_git_commit_names_this_checkout_as_imported(monkeypatch):
+    from beltrami.training import result
 
-    commit = git_commit()
+    commit = result.git_commit()
     if commit is None:
         pytest.skip("not a git checkout")
     assert len(commit.removesuffix("-dirty")) == 40
+    assert commit.removesuffix("-dirty") == result._read_git_commit().removesuffix("-dirty")
+    # the checkout moving on later does not change what this process reports: it runs the imported code
+    monkeypatch.setattr(result, "_read_git_commit", lambda: "moved-on")
+    assert result.git_commit() == commit
 
 
 @pytest.mark.parametrize("model", ["gcn", "gat", "grand-l", "blend-knn"])
