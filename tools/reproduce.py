@@ -126,7 +126,7 @@ def markdown(paths: List[Path], results_dir: Path = Path("docs/results")) -> str
         paper = PAPER.get(table, {}).get(res.model, {}).get(res.dataset)
         ours = f"{100 * res.test_acc:.1f} ± {100 * res.test_acc_std:.1f}"
         ref = f"{paper[0]} ± {paper[1]}" if paper else "—"
-        diff = f"{100 * res.test_acc - paper[0]:+.1f}" if paper else "—"
+        diff = f"{round(100 * res.test_acc - paper[0], 1) + 0.0:+.1f}" if paper else "—"  # + 0.0: no "-0.0"
         name = res.model
         nfe = f"{res.nfe_forward:.0f}/{res.nfe_backward:.0f}" if res.nfe_forward else "—"
         if res.model in ("blend", "blend-knn"):
