@@ -70,3 +70,11 @@ def test_sparse_backends_are_a_grid_dimension(tmp_path):
     assert [r["config"]["sparse_backend"] for r in rows] == kernels
     # the same seed through either kernel trains to the same accuracy
     assert len({round(r["test_acc"], 6) for r in rows}) == 1
+
+
+def test_help_has_the_whole_description_and_every_example():
+    from beltrami.bench.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "compile modes x sparse kernels." in text
+    assert "--sparse-backend torch,cpp --epochs 3" in text and "--summary-only" in text

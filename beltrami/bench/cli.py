@@ -41,9 +41,10 @@ COLUMNS = ("dataset", "model", "scheme", "backprop", "compile", "sparse_backend"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="beltrami-bench", description=__doc__.splitlines()[0],
+    head, examples = __doc__.split("\n\n")[:2]
+    p = argparse.ArgumentParser(prog="beltrami-bench", description=" ".join(head.split()),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[2:7]))
+                                epilog=examples)
     p.add_argument("--dataset", default="cora",
                    help=f"dataset name, comma list, or 'all' (the paper's seven); names: {', '.join(DATASETS)}")
     p.add_argument("--root", default=None, help="data root (default $BELTRAMI_DATA, then ~/.cache/beltrami/data)")
