@@ -139,9 +139,9 @@ class FitResult:
             raise ValueError(f"cannot merge results that share seeds: {sorted(seeds)}")
         runs = sorted((r for part in parts for r in part.runs), key=lambda r: r.seed)
         config = {**parts[-1].config, "seeds": [r.seed for r in runs]}
-        config["extras"] = {**parts[-1].config.get("extras", {}),
-                            "merged_from": [{"commit": p.commit, "seeds": [r.seed for r in p.runs],
-                                             "versions": p.versions} for p in parts]}
+        sittings = [m for p in parts for m in p.config.get("extras", {}).get("merged_from")  # a merged part
+                    or [{"commit": p.commit, "seeds": [r.seed for r in p.runs], "versions": p.versions}]]
+        config["extras"] = {**parts[-1].config.get("extras", {}), "merged_from": sittings}
         out = cls.from_runs(first.dataset, first.model, runs, max(p.peak_memory_bytes for p in parts),
                             parts[-1].num_parameters, config, parts[-1].commit)
         out.versions = parts[-1].versions

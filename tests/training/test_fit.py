@@ -168,6 +168,8 @@ def test_merge_of_two_sittings_equals_one_run(small):
     assert [[h["loss"] for h in r.history] for r in merged.runs] == [[h["loss"] for h in r.history] for r in whole.runs]
     assert merged.test_acc == whole.test_acc and merged.config["seeds"] == [0, 1]
     assert [m["seeds"] for m in merged.config["extras"]["merged_from"]] == [[1], [0]]
+    again = FitResult.merge([merged, beltrami.fit(small, seeds=[3], **kw)])  # a merged row keeps every sitting
+    assert [m["seeds"] for m in again.config["extras"]["merged_from"]] == [[1], [0], [3]]
     with pytest.raises(ValueError, match="share seeds"):
         FitResult.merge([parts[0], parts[0]])
     other = beltrami.fit(small, seeds=[2], lr=0.05, **kw)
