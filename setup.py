@@ -16,7 +16,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["beltrami", "beltrami.*"]),
     # The embedded default dataset (Cora's eight raw Planetoid files) ships inside the package.
-    package_data={"beltrami.datasets": ["raw/planetoid/ind.cora.*"], "beltrami.sparse": ["csrc/*.cpp"]},
+    package_data={"beltrami.datasets": ["raw/planetoid/ind.cora.*"], "beltrami.sparse": ["csrc/*.cpp", "csrc/*.h"]},
     include_package_data=True,
     install_requires=[
         # A range that 2.13.0 satisfies: with the local CPU wheel installed, pip adds nothing.

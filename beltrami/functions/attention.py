@@ -23,6 +23,7 @@ tensor is formed, memory is O(E H + N d).
 from __future__ import annotations
 
 import math
+from typing import Tuple
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +33,7 @@ from ..sparse.softmax import column_softmax, column_squareplus, segment_softmax,
 from ..validation import check_choice
 
 KINDS = ("scaled_dot", "cosine_sim", "pearson", "exp_kernel", "exp_product")
+DOT_KINDS = ("scaled_dot", "cosine_sim", "pearson")  # scores that are a (scaled) dot product of k_i and q_j
 NORMALISATIONS = ("softmax", "squareplus")
 NORMALISE_OVER = ("rows", "cols")
 ATTEND_ON = ("both", "pos", "feat")
@@ -82,6 +84,9 @@ class EdgeAttention(nn.Module):
         self.dim, self.attention_dim, self.heads, self.d_k = dim, attention_dim, heads, attention_dim // heads
         self.kind, self.normalisation, self.attend_on, self.pos_dim, self.init = kind, normalisation, attend_on, pos_dim, init
         self.normalise_over = normalise_over
+        self.dot_scale = 1.0 / math.sqrt(self.d_k) if kind == "scaled_dot" else 1.0
+        # scores dot_scale * <k_i, q_j> normalised by a row softmax: what the fused C++ kernel computes
+        self.fusable = kind in DOT_KINDS and normalisation == "softmax" and normalise_over == "rows"
         # W_K, W_Q read columns [lo, hi); exp_product reads the features there and the positions with W_Kp, W_Qp
         self.lo = pos_dim if attend_on == "feat" or kind == "exp_product" else 0
         self.hi = pos_dim if attend_on == "pos" else dim
@@ -115,9 +120,9 @@ class EdgeAttention(nn.Module):
         sq = gather_rows((k * k).sum(-1), row) + gather_rows((q * q).sum(-1), col) - 2.0 * dots
         return sq.clamp_min(0.0)
 
-    def scores(self, z: Tensor, crow: Tensor, col: Tensor, row: Tensor, t_crow: Tensor, t_col: Tensor,
-               t_perm: Tensor, t_perm_inv: Tensor) -> Tensor:
-        """Unnormalised scores ``[E, H]``."""
+    def keys_queries(self, z: Tensor) -> Tuple[Tensor, Tensor]:
+        """Keys and queries ``[N, H, d_k]`` (centred and unit-normalised per head for ``pearson``, unit-normalised
+        for ``cosine_sim``)."""
         zs = z[:, self.lo:self.hi]
         n = z.shape[0]
         k = self.W_K(zs).view(n, self.heads, self.d_k)
@@ -128,9 +133,16 @@ class EdgeAttention(nn.Module):
         if self.kind == "cosine_sim" or self.kind == "pearson":
             k = k / torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-5)
             q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-5)
+        return k, q
+
+    def scores(self, z: Tensor, crow: Tensor, col: Tensor, row: Tensor, t_crow: Tensor, t_col: Tensor,
+               t_perm: Tensor, t_perm_inv: Tensor) -> Tensor:
+        """Unnormalised scores ``[E, H]``."""
+        k, q = self.keys_queries(z)
+        n = z.shape[0]
         dots = torch.ops.beltrami.csr_sddmm(crow, col, k, q, t_crow, t_col, t_perm, t_perm_inv)
         if self.kind == "scaled_dot":
-            return dots / math.sqrt(self.d_k)
+            return dots * self.dot_scale
         if self.kind == "exp_kernel":
             sq = self._sq_dist(k, q, dots, row, col)
             return self.output_var ** 2 * torch.exp(-sq / (2.0 * self.lengthscale ** 2))

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..graph import Graph
+from ..sparse.ops import CPP
 from .attention import EdgeAttention
 from .base import GraphODEFunction, LinearOperator
 
@@ -43,6 +44,8 @@ class _AttentionDiffusion(GraphODEFunction):
         self.pos_dim = pos_dim
         self.separate_diffusivity = separate_diffusivity
         self.add_source = add_source
+        # the cpp backend computes dot-product attention with a row softmax and its aggregation in one kernel
+        self.fused = self.backend == CPP and attention.fusable
         # alpha[0]: all channels, or the positional ones; alpha[1]: the feature channels when separate.
         self.alpha_train = nn.Parameter(torch.zeros(2))
         self.beta_train = nn.Parameter(torch.zeros(()))
@@ -62,14 +65,20 @@ class _AttentionDiffusion(GraphODEFunction):
 
     def _linear(self, values: Tensor, z: Tensor) -> Tensor:
         """``sigma(alpha) (A z - z)``, the part of f that is linear in z for fixed attention values."""
-        f = self._spmm(values, z) - z
+        return self._relax(self._spmm(values, z), z)
+
+    def _relax(self, az: Tensor, z: Tensor) -> Tensor:
+        """``sigma(alpha) (az - z)`` given ``az = A z``."""
+        f = az - z
         alpha = torch.sigmoid(self.alpha_train)
         if self.separate_diffusivity:
             return torch.cat([alpha[0] * f[:, : self.pos_dim], alpha[1] * f[:, self.pos_dim:]], dim=1)
         return alpha[0] * f
 
     def _diffuse(self, values: Tensor, z: Tensor) -> Tensor:
-        f = self._linear(values, z)
+        return self._add_source(self._linear(values, z))
+
+    def _add_source(self, f: Tensor) -> Tensor:
         if self.add_source:
             f = f + self.beta_train * self.z0
         return f
@@ -96,7 +105,9 @@ class BeltramiDiffusion(_AttentionDiffusion):
         pos_dim: number of positional columns.
         separate_diffusivity: learn one diffusivity for the positional and one for the feature channels.
         add_source: add ``beta z(0)`` (call :meth:`set_initial` first).
-        backend: sparse kernel (see :func:`beltrami.sparse.spmm`).
+        backend: sparse kernel (see :func:`beltrami.sparse.spmm`). With ``"cpp"``, dot-product attention
+            (``scaled_dot``, ``cosine_sim``, ``pearson``) normalised by a row softmax runs on the CPU as one
+            fused C++ kernel, scores to aggregation (first derivatives only).
 
     Shapes:
         - ``z``: ``[N, dim]`` -> ``dz/dt``: ``[N, dim]``. Memory O(E H + N dim).
@@ -105,6 +116,12 @@ class BeltramiDiffusion(_AttentionDiffusion):
     """
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        if self.fused and not z.is_cuda:
+            # one C++ pass over the edges instead of SDDMM, softmax, head mean and SpMM (see attention_cpu.cpp)
+            k, q = self.attention.keys_queries(z)
+            az = torch.ops.beltrami.attention_spmm(self.crow, self.col, k, q, z, self.t_crow, self.t_col,
+                                                   self.t_perm, self.attention.dot_scale)[0]
+            return self._add_source(self._relax(az, z))
         return self._diffuse(self.attention_values(z), z)
 
     @torch.jit.ignore

@@ -84,6 +84,10 @@ class BLEND(nn.Module):
                             normalise_over=normalise_over,
                             init=attention_init, add_source=add_source,
                             separate_diffusivity=separate_diffusivity, backend=backend)
+        if regularization is not None and regularization.jacobian > 0:
+            # the Jacobian penalty differentiates a vector-Jacobian product: the fused C++ attention
+            # kernel has first derivatives only, the composed kernels have every order
+            self.function.fused = False
         self.decoder = nn.Linear(dim, out_channels)
         self.last_solution: Optional[Solution] = None
         self.reset_parameters()

@@ -1,6 +1,7 @@
 """The C++ CPU kernels behind ``backend="cpp"``, compiled on first use by torch's JIT extension builder.
 
-The first call builds ``csrc/csr_spmm_cpu.cpp`` (about a minute with two cores) into torch's extension
+The first call builds the sources of ``csrc/`` (``csr_spmm_cpu.cpp``: the CSR product; ``attention_cpu.cpp``:
+the fused attention of the time-dependent Beltrami flow; ``bindings.cpp``; about a minute with two cores) into torch's extension
 cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); later processes load the cached
 build in well under a second. The build targets the instruction set PyTorch itself dispatches to on this
 CPU (x86-64-v4 where it uses AVX-512, v3 for AVX2, the baseline otherwise), and that level is part of the
@@ -18,16 +19,17 @@ from types import ModuleType
 
 import torch
 
-SOURCE = Path(__file__).with_name("csrc") / "csr_spmm_cpu.cpp"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = [CSRC / name for name in ("csr_spmm_cpu.cpp", "attention_cpu.cpp", "bindings.cpp")]
 _MARCH = {"AVX512": "-march=x86-64-v4", "AVX2": "-march=x86-64-v3"}
 
 
 def compiler_available() -> bool:
-    """Whether the kernel source, a C++ compiler and ninja (which torch's builder drives) are here; the
+    """Whether the kernel sources, a C++ compiler and ninja (which torch's builder drives) are here; the
     backend is offered only then."""
     from torch.utils.cpp_extension import is_ninja_available
 
-    return SOURCE.is_file() and shutil.which(os.environ.get("CXX", "c++")) is not None and is_ninja_available()
+    return all(src.is_file() for src in SOURCES) and shutil.which(os.environ.get("CXX", "c++")) is not None and is_ninja_available()
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +43,8 @@ def load() -> ModuleType:
     print(f"beltrami: loading the C++ CPU kernels ({name}; the first build takes about a minute)",
           file=sys.stderr)
     try:
-        return load_extension(name, [str(SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"])
+        return load_extension(name, [str(src) for src in SOURCES], extra_cflags=flags,
+                              extra_include_paths=[str(CSRC)], extra_ldflags=["-fopenmp"])
     except Exception as err:  # the compiler's own message is in err
         raise ImportError(f"the C++ CPU kernels (sparse backend 'cpp') did not build: {err}\n"
                           "Use backend='torch' (the default).") from err

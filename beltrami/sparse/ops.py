@@ -216,7 +216,69 @@ def _softmax_double_backward(ctx, v: Tensor):
     return grad_a, grad_g, None, None, None
 
 
+@torch.library.custom_op("beltrami::attention_spmm", mutates_args=())
+def attention_spmm(crow: Tensor, col: Tensor, k: Tensor, q: Tensor, x: Tensor, t_crow: Tensor, t_col: Tensor,
+                   t_perm: Tensor, scale: float) -> List[Tensor]:
+    """Fused ``A(k, q) @ x`` on the CPU (C++ kernel): ``A`` the head mean of the row softmax of the scores
+    ``scale * <k[i, h], q[j, h]>``. Returns ``[out, att]``: ``out`` ``[N, D]`` and the per-head attention
+    ``att`` ``[E, H]`` (kept for the backward; not differentiable). ``k``, ``q``: ``[N, H, K]``; ``x``: ``[N, D]``."""
+    from .cpu_kernels import load
+
+    return list(load().attention_spmm(crow, col, k.detach(), q.detach(), x.detach(), scale))
+
+
+@attention_spmm.register_fake
+def _(crow, col, k, q, x, t_crow, t_col, t_perm, scale):
+    return [x.new_empty(x.shape), x.new_empty((col.shape[0], k.shape[1]))]
+
+
+@torch.library.custom_op("beltrami::attention_spmm_backward", mutates_args=())
+def attention_spmm_backward(crow: Tensor, col: Tensor, k: Tensor, q: Tensor, x: Tensor, t_crow: Tensor,
+                            t_col: Tensor, t_perm: Tensor, att: Tensor, grad: Tensor, scale: float,
+                            need_kq: bool, need_x: bool) -> List[Tensor]:
+    """Gradients ``[grad_k, grad_q, grad_x]`` of :func:`attention_spmm` (empty tensors where not needed)."""
+    from .cpu_kernels import load
+
+    grads = load().attention_spmm_backward(crow, col, t_crow, t_col, t_perm, k, q, x, att, grad, scale,
+                                           need_kq, need_x)
+    return [g if g is not None else x.new_empty(0) for g in grads]
+
+
+@attention_spmm_backward.register_fake
+def _(crow, col, k, q, x, t_crow, t_col, t_perm, att, grad, scale, need_kq, need_x):
+    return [k.new_empty(k.shape if need_kq else (0,)), q.new_empty(q.shape if need_kq else (0,)),
+            x.new_empty(x.shape if need_x else (0,))]
+
+
+def _save_attention(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs[:8], output[1])
+    ctx.scale = inputs[8]
+    ctx.mark_non_differentiable(output[1])
+
+
+def _attention_backward(ctx, grads: List[Tensor]):
+    crow, col, k, q, x, t_crow, t_col, t_perm, att = ctx.saved_tensors
+    need_kq = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
+    grad_k, grad_q, grad_x = attention_spmm_backward(crow, col, k, q, x, t_crow, t_col, t_perm, att,
+                                                     grads[0].contiguous(), ctx.scale, need_kq,
+                                                     ctx.needs_input_grad[4])
+    return (None, None, grad_k if need_kq else None, grad_q if need_kq else None,
+            grad_x if ctx.needs_input_grad[4] else None, None, None, None, None)
+
+
+def _attention_double_backward(ctx, grads: List[Tensor]):
+    raise RuntimeError("double backward through the fused C++ attention (beltrami::attention_spmm) is not "
+                       "implemented; use the sparse backend 'torch' for second derivatives of a time-dependent "
+                       "Beltrami flow")
+
+
+def _save_nothing(ctx, inputs, output) -> None:
+    pass
+
+
 csr_spmm.register_autograd(_spmm_backward, setup_context=_save_spmm)
+attention_spmm.register_autograd(_attention_backward, setup_context=_save_attention)
+attention_spmm_backward.register_autograd(_attention_double_backward, setup_context=_save_nothing)
 csr_sddmm.register_autograd(_sddmm_backward, setup_context=_save)
 segment_softmax.register_autograd(_softmax_backward, setup_context=_save_softmax)
 segment_softmax_backward.register_autograd(_softmax_double_backward, setup_context=_save_softmax_backward)

@@ -53,15 +53,20 @@ def test_compiled_equals_eager(name, mode):
 
 @pytest.mark.skipif("cpp" not in available_backends(), reason="no C++ compiler")
 @pytest.mark.parametrize("mode", ["eager", "script", "compile"])
-def test_cpp_kernel_equals_torch_kernel_in_every_mode(mode):
-    # the backend is an int argument of the op: scripted and compiled code carry it to the C++ kernel
+@pytest.mark.parametrize("kind", ["scaled_dot", "pearson"])
+def test_cpp_kernel_equals_torch_kernel_in_every_mode(mode, kind):
+    # the backend is an int argument of the op: scripted and compiled code carry it to the C++ kernel;
+    # with dot-product attention and a row softmax the cpp function takes the fused attention kernel
     g = random_graph(n=20, m=60)
     z0 = torch.randn(20, 6, dtype=D, requires_grad=True)
     z = torch.randn(20, 6, dtype=D, requires_grad=True)
     outs = []
     for backend in ("torch", "cpp"):
         torch.manual_seed(0)
-        f = BeltramiDiffusion(g, 6, pos_dim=2, heads=2, attention_dim=4, backend=backend).double()
+        f = BeltramiDiffusion(g, 6, pos_dim=2, heads=2, attention_dim=4, kind=kind, add_source=True,
+                              backend=backend).double()
+        torch.nn.init.normal_(f.attention.W_K.weight)  # scores far from uniform
+        assert f.fused == (backend == "cpp")
         outs.append(_run(f if mode == "eager" else compile_function(f, mode), z0, z))
     torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-12, atol=1e-12)
     for a, b in zip(outs[1][1], outs[0][1]):

@@ -4,6 +4,7 @@ import torch
 
 import beltrami
 from beltrami.functions import BeltramiDiffusion, FrozenAttentionDiffusion, LaplacianDiffusion
+from beltrami.sparse import available_backends
 
 from tests.reference import dense, dense_attention, dense_diffusion_rhs, random_graph
 
@@ -55,9 +56,27 @@ def test_row_stochastic_so_constants_are_stationary():
     torch.testing.assert_close(f(T0, z), torch.zeros_like(z))
 
 
+@pytest.mark.skipif("cpp" not in available_backends(), reason="no C++ compiler")
+@pytest.mark.parametrize("kind", ["scaled_dot", "cosine_sim", "pearson"])
+def test_fused_cpp_attention_matches_dense(kind):
+    """backend="cpp" runs dot-product attention, softmax, head mean and aggregation as one C++ kernel."""
+    g, f = _beltrami(kind=kind, add_source=True, backend="cpp")
+    assert f.fused
+    torch.nn.init.normal_(f.attention.W_K.weight)
+    torch.nn.init.normal_(f.attention.W_Q.weight)
+    z0, z = torch.randn(g.num_nodes, 6, dtype=D), torch.randn(g.num_nodes, 6, dtype=D)
+    f.set_initial(z0)
+    values = dense_attention(f.attention, g, z).mean(1)
+    torch.testing.assert_close(f(T0, z), dense_diffusion_rhs(f, g, z, values))
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpp"])
 @pytest.mark.parametrize("cls", [BeltramiDiffusion, FrozenAttentionDiffusion])
-def test_gradcheck_wrt_parameters_and_z(cls):
-    g, f = _beltrami(cls, g=random_graph(n=6, m=14), dim=4, add_source=True, separate_diffusivity=True)
+def test_gradcheck_wrt_parameters_and_z(cls, backend):
+    if backend not in available_backends():
+        pytest.skip("no C++ compiler")
+    g, f = _beltrami(cls, g=random_graph(n=6, m=14), dim=4, add_source=True, separate_diffusivity=True,
+                     backend=backend)
     params = list(f.parameters())
 
     def fn(z, *ps):

@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from beltrami.functions import BeltramiDiffusion
+from beltrami.models import BLEND
 from beltrami.regularization import Regularization, hutchinson_noise
 from beltrami.solvers import solve
+from beltrami.sparse import available_backends
 
 from tests.reference import random_graph
 
@@ -78,3 +80,18 @@ def test_regularisation_errors():
     with pytest.raises(ValueError, match="explicit or adaptive"):
         solve(f, torch.randn(8, 3, dtype=D), 1.0, scheme="implicit_euler", step_size=0.1,
               regularization=Regularization(kinetic=1.0))
+
+
+@pytest.mark.skipif("cpp" not in available_backends(), reason="no C++ compiler")
+def test_jacobian_penalty_keeps_blend_off_the_first_order_fused_kernel():
+    g = random_graph(n=8, m=24, seed=3).symmetrize().add_self_loops()
+    x = torch.randn(8, 5)
+    for reg, fused in ((None, True), (Regularization(kinetic=0.5), True), (Regularization(jacobian=0.5), False)):
+        torch.manual_seed(0)
+        model = BLEND(5, 2, g, frozen=False, heads=2, attention_dim=4, hidden_features=6, scheme="rk4",
+                      step_size=0.5, time=1.0, regularization=reg, backend="cpp")
+        assert model.function.fused == fused
+        out = model(x)
+        loss = out.square().sum() + (model.last_solution.regularization["loss"] if reg else 0.0)
+        loss.backward()  # with the jacobian penalty this needs second derivatives of the function
+        assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())

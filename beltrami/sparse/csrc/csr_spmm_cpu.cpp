@@ -5,29 +5,25 @@
 // random places in memory; the loop issues those fetches a few edges ahead (software prefetch) and keeps the
 // output row in L1 while it accumulates. Rows are split between threads with at::parallel_for, so
 // torch.set_num_threads governs it like any ATen kernel.
-#include <torch/extension.h>
+#include "kernels.h"
 
 #include <ATen/Parallel.h>
 
 namespace {
 
-constexpr int64_t kPrefetchAhead = 4;  // edges: enough to cover a memory round-trip at D = 64
-constexpr int64_t kCacheLine = 64;     // bytes
+using beltrami::kPrefetchAhead;
+using beltrami::prefetch_row;
 
 template <typename scalar_t>
 void spmm_rows(const int64_t* crow, const int64_t* col, const scalar_t* values, const scalar_t* x,
                scalar_t* out, int64_t num_rows, int64_t d) {
-  const int64_t line = kCacheLine / static_cast<int64_t>(sizeof(scalar_t));
   at::parallel_for(0, num_rows, 256, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       scalar_t* oi = out + i * d;
       for (int64_t k = 0; k < d; ++k) oi[k] = scalar_t(0);
       const int64_t stop = crow[i + 1];
       for (int64_t p = crow[i]; p < stop; ++p) {
-        if (p + kPrefetchAhead < stop) {
-          const scalar_t* ahead = x + col[p + kPrefetchAhead] * d;
-          for (int64_t k = 0; k < d; k += line) __builtin_prefetch(ahead + k);
-        }
+        if (p + kPrefetchAhead < stop) prefetch_row(x + col[p + kPrefetchAhead] * d, d);
         const scalar_t* xj = x + col[p] * d;
         const scalar_t w = values[p];
 #pragma omp simd
@@ -61,8 +57,4 @@ torch::Tensor csr_spmm(const torch::Tensor& crow, const torch::Tensor& col, cons
                         x_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), num_rows, x_c.size(1));
   });
   return out;
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("csr_spmm", &csr_spmm, "CSR sparse @ dense on the CPU (values [E], x [N, D])");
 }
