@@ -29,7 +29,7 @@ from ..allocator import ALLOCATORS
 from ..atomic import atomic_write_text
 from ..datasets import DATASETS, DatasetFileError, file_list, load_dataset
 from ..datasets import files as F
-from ..datasets.load import canonical_name
+from ..datasets.load import SPLITS, canonical_name
 from ..paths import data_root
 from ..training import PRESETS, fit
 from ..training.result import git_commit, versions
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="cora",
                    help=f"dataset name, comma list, or 'all' (the paper's seven); names: {', '.join(DATASETS)}")
     p.add_argument("--root", default=None, help="data root (default $BELTRAMI_DATA, then ~/.cache/beltrami/data)")
-    p.add_argument("--split", default=None, choices=("public", "random", "time"), help="split (default: the dataset's)")
+    p.add_argument("--split", default=None, choices=SPLITS, help="split (default: the dataset's)")
     p.add_argument("--model", default="blend", help="comma list of blend, blend-knn, grand-l, gcn, gat")
     p.add_argument("--preset", default="fast", choices=PRESETS, help="starting configuration (default fast)")
     p.add_argument("--scheme", default=None, help="comma list of schemes (default: the preset's)")
@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backprop", default=None, help="comma list of direct, adjoint (default: the preset's)")
     p.add_argument("--compile", default="eager", help="comma list of eager, script, compile")
     p.add_argument("--sparse-backend", default=None,
-                   help="comma list of torch, torch_sparse, cpp: the SpMM kernel (default: $BELTRAMI_SPARSE_BACKEND "
-                        "or torch; see beltrami.sparse.spmm)")
+                   help="comma list of torch, torch_sparse, cpp: the sparse kernels (cpp also fuses a "
+                        "time-dependent flow's dot-product attention; default: $BELTRAMI_SPARSE_BACKEND or torch; "
+                        "see beltrami.sparse.spmm)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--allocator", default="system", choices=ALLOCATORS,
                    help="CPU malloc: the system's (default) or keep-freed, which reuses freed memory instead of "

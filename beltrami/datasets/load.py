@@ -39,7 +39,7 @@ ALIASES = {
     "coauthorcs": "coauthor-cs", "cs": "coauthor-cs", "msacademiccs": "coauthor-cs",
     "arxiv": "ogbn-arxiv", "ogbnarxiv": "ogbn-arxiv", "syntheticarxiv": "synthetic-arxiv",
 }
-SPLITS = ("public", "random", "time")
+SPLITS = ("public", "random", "fixed", "time")
 RANDOM_SPLIT_OPTIONS = ("num_development", "num_per_class", "development_seed")
 SYNTHETIC_OPTIONS = tuple(p for p in inspect.signature(csbm).parameters if p not in ("seed", "name"))
 
@@ -70,10 +70,13 @@ def load_dataset(name: str, root: Optional[PathLike] = None, split: Optional[str
             the copy embedded in the package.
         split: ``public`` (Planetoid's fixed split; default for Cora/CiteSeer/PubMed), ``random`` (the
             paper's protocol: 20 labelled nodes per class from a 1500-node development set, 5000 for
-            Coauthor CS; default for the others), or ``time`` (ogbn-arxiv's default).
+            Coauthor CS; default for the others), ``fixed`` (the random protocol drawn once, development
+            set and training nodes both with seed 12345, whatever ``seed`` is: the split the official BLEND
+            code trains on whenever it takes the largest component, its "Planetoid" runs included), or
+            ``time`` (ogbn-arxiv's default).
         seed: seed of the random split's training draw (and of the synthetic graph).
-        lcc: keep only the largest connected component; default True for the random split (as in the
-            paper), False otherwise.
+        lcc: keep only the largest connected component; default True for the random and fixed splits (as
+            in the paper), False otherwise.
         download: fetch missing files from their canonical URLs.
         force_reload: ignore cached processed tensors.
         options: random-split options (``num_development``, ``num_per_class``, ``development_seed``) and,
@@ -93,9 +96,13 @@ def load_dataset(name: str, root: Optional[PathLike] = None, split: Optional[str
     valid = RANDOM_SPLIT_OPTIONS + (SYNTHETIC_OPTIONS if canon == "synthetic" else ())
     check_options(options, valid, f"option(s) for dataset {canon}")
     split_opts = {k: options.pop(k) for k in RANDOM_SPLIT_OPTIONS if k in options}
-    if split_opts and split != "random":
-        raise ValueError(f"{', '.join(split_opts)} only apply to split='random'")
-    lcc = (split == "random") if lcc is None else bool(lcc)
+    if split_opts and split not in ("random", "fixed"):
+        raise ValueError(f"{', '.join(split_opts)} only apply to split='random' or 'fixed'")
+    lcc = split in ("random", "fixed") if lcc is None else bool(lcc)
+    split_seed = seed
+    if split == "fixed":
+        split_seed = S.FIXED_SPLIT_SEED
+        split_opts.setdefault("development_seed", S.FIXED_SPLIT_SEED)
 
     raw = _read(canon, family, root, download, force_reload, seed, options)
     graph = Graph.from_edge_index(raw.edge_index, raw.num_nodes).symmetrize().remove_self_loops()
@@ -115,7 +122,7 @@ def load_dataset(name: str, root: Optional[PathLike] = None, split: Optional[str
     if full_masks is None:
         if "num_development" not in split_opts:
             split_opts["num_development"] = _default_development(canon, raw.num_classes, int(y.numel()))
-        full_masks = S.random_split(y, seed, **split_opts)
+        full_masks = S.random_split(y, split_seed, **split_opts)
     train, val, test = (m & (y >= 0) for m in full_masks)  # unknown labels are never in a split
     meta = {"split": split, "seed": seed, "lcc": lcc, "num_nodes_full": raw.num_nodes,
             "node_map": node_map, "files": raw.files, "split_options": split_opts,

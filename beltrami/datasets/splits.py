@@ -1,4 +1,5 @@
-"""Train/validation/test splits: Planetoid public, the paper's random protocol, OGB's time split.
+"""Train/validation/test splits: Planetoid public, the paper's random protocol (and its fixed draw), OGB's
+time split.
 
 All functions return three boolean masks of shape ``[N]``. Nodes with an unknown label (``y < 0``, e.g.
 CiteSeer's 15 isolated test ids) are never put in any split.
@@ -16,6 +17,10 @@ Masks = Tuple[Tensor, Tensor, Tensor]
 # The seed GRAND/BLEND's code (after Shchur et al. 2018) fixes for drawing the development set, so that the
 # test set is the same for every run and only the 20-per-class training draw varies with the seed.
 DEVELOPMENT_SEED = 1684992425
+# The seed the official BLEND code (``data.get_dataset``) draws both the development set and the training
+# nodes with whenever it keeps the largest connected component: with Cora's and CiteSeer's tuned options
+# (``use_lcc``) its runs without random splits, the "Planetoid" ones, train on this one split.
+FIXED_SPLIT_SEED = 12345
 
 
 def _mask(n: int, idx) -> Tensor:

@@ -5,6 +5,8 @@
   gradient of ``csr_spmm`` with respect to ``values``.
 - ``beltrami::segment_softmax``: the softmax of edge scores within segments (CSR rows or columns), fused:
   autograd through its dozen elementwise steps made as many passes and allocations over ``[E, H]``.
+- ``beltrami::attention_spmm``: the C++ CPU kernel (backend ``"cpp"``) that fuses dot-product scores, the
+  row softmax, the head mean and the product with ``x``; first derivatives only.
 
 Why custom ops: autograd through a native CSR tensor builds a dense n x n gradient for ``values``
 (``torch-sparse-facts.md``), and ``torch.compile`` cannot trace sparse tensors. As custom ops the sparse

@@ -9,7 +9,9 @@ Backends:
       here). The autograd formula is the same for both kernels.
     - ``"cpp"``: a C++ CSR kernel of our own for the CPU (:mod:`beltrami.sparse.cpu_kernels`, compiled on
       first use; offered where a C++ compiler is found). It measured 1.4-1.8x faster than torch's CSR kernel
-      on one thread; on CUDA tensors it runs torch's kernel.
+      on one thread; on CUDA tensors it runs torch's kernel. With it, a time-dependent Beltrami flow with
+      dot-product attention and a row softmax computes scores, softmax, head mean and aggregation in one
+      fused kernel (``beltrami::attention_spmm``).
     - ``"pyg_lib"``: the hook for pyg-lib's segment matmul; it has no installable build here, so asking for
       it raises a clear error instead of silently falling back.
 """

@@ -46,8 +46,8 @@ class FitConfig:
 
     model: str = "blend"                 # blend, blend-knn, grand-l, gcn, gat
     # data
-    split: Optional[str] = None          # public / random / time (None: the dataset's default)
-    lcc: Optional[bool] = None           # largest connected component (None: True for random splits)
+    split: Optional[str] = None          # public / random / fixed / time (None: the dataset's default)
+    lcc: Optional[bool] = None           # largest connected component (None: True for random/fixed splits)
     self_loops: bool = True              # add self-loops to the diffusion graph
     feature_norm: Optional[str] = None   # None (raw, as the official BLEND code) or "row": each node's
                                          # features divided by their sum (the GCN and GAT papers' preprocessing)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -24,6 +25,33 @@ def test_paper_random_split(shared_data, name):
     assert torch.equal(a.test_mask, c.test_mask)  # the development set is fixed across seeds, as in the paper
 
 
+def _official_fixed_split(y, seed=12345, num_development=1500, num_per_class=20):
+    """The official BLEND code's ``set_train_val_test_split``, re-typed from its description: development
+    set and training nodes drawn from two fresh RandomState(seed); independent of beltrami's code."""
+    n = y.shape[0]
+    dev = np.random.RandomState(seed).choice(n, num_development, replace=False)
+    rng = np.random.RandomState(seed)
+    train = []
+    for c in range(int(y.max()) + 1):
+        train.extend(rng.choice(dev[np.where(y[dev] == c)[0]], num_per_class, replace=False))
+    val = [i for i in dev if i not in train]
+    test = [i for i in range(n) if i not in dev]
+    return [torch.zeros(n, dtype=torch.bool).index_fill_(0, torch.as_tensor(idx, dtype=torch.long), True)
+            for idx in (train, val, test)]
+
+
+def test_fixed_split_is_the_official_codes_one_split_of_the_lcc():
+    """Cora (embedded): the largest component, and one split for every seed, drawn as the official code."""
+    a = beltrami.load_dataset("cora", split="fixed", seed=0)
+    b = beltrami.load_dataset("cora", split="fixed", seed=3)
+    assert a.meta["lcc"] and a.num_nodes == 2485
+    _check_random(a, 1500, 20)
+    for m, ref, other in zip((a.train_mask, a.val_mask, a.test_mask), _official_fixed_split(a.y.numpy()),
+                             (b.train_mask, b.val_mask, b.test_mask)):
+        assert torch.equal(m, ref) and torch.equal(m, other)
+    assert not torch.equal(a.train_mask, beltrami.load_dataset("cora", split="random", seed=0).train_mask)
+
+
 def test_random_split_options_and_errors():
     y = torch.arange(60) % 3
     train, val, test = random_split(y, 0, num_development=30, num_per_class=5)
@@ -41,7 +69,7 @@ def test_unknown_split_and_misplaced_options():
         beltrami.load_dataset("cora", split="time")
     with pytest.raises(ValueError, match="only for Planetoid"):
         beltrami.load_dataset("synthetic", split="public")
-    with pytest.raises(ValueError, match="only apply to split='random'"):
+    with pytest.raises(ValueError, match="only apply to split='random' or 'fixed'"):
         beltrami.load_dataset("cora", num_per_class=5)
     with pytest.raises(ValueError, match="unknown option.*'bogus'"):
         beltrami.load_dataset("cora", bogus=1)
