@@ -67,6 +67,19 @@ def test_reproduce_runs_a_row_and_leaves_no_partial_file(tmp_path):
     assert "--seeds 2" in res["config"]["extras"]["command"] and "| cora | gcn |" in md.read_text()
 
 
+def test_reproduce_runs_table2_on_the_official_fixed_split(tmp_path):
+    md = tmp_path / "results.md"
+    subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--table", "2", "--split", "fixed", "--datasets",
+                    "cora", "--models", "gcn", "--preset", "fast", "--seeds", "1", "--results-dir", str(tmp_path),
+                    "--markdown", str(md)], capture_output=True, text=True, check=True, timeout=600)
+    res = json.loads((tmp_path / "table2-cora-gcn-fast-fixed.json").read_text())
+    assert res["config"]["split"] == "fixed" and "--split fixed" in res["config"]["extras"]["command"]
+    assert "| cora | gcn (fixed split) |" in md.read_text()
+    bad = subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--table", "3", "--split", "fixed"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "does not belong to Table 3" in bad.stderr
+
+
 def test_reproduce_merges_sittings_into_one_row(tmp_path):
     import beltrami
     from beltrami.training import FitResult
