@@ -45,6 +45,7 @@ class _AttentionDiffusion(GraphODEFunction):
         self.separate_diffusivity = separate_diffusivity
         self.add_source = add_source
         # the cpp backend computes dot-product attention with a row softmax and its aggregation in one kernel
+        # (read by the time-dependent flow, whose every evaluation recomputes the attention)
         self.fused = self.backend == CPP and attention.fusable
         # alpha[0]: all channels, or the positional ones; alpha[1]: the feature channels when separate.
         self.alpha_train = nn.Parameter(torch.zeros(2))
