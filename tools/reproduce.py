@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import beltrami
 from beltrami.allocator import ALLOCATORS
@@ -46,22 +46,21 @@ PAPER = {
         "gat": {"cora": (81.8, 1.3), "citeseer": (71.4, 1.9), "pubmed": (78.7, 2.3), "coauthor-cs": (90.5, 0.6),
                 "computers": (78.0, 1.9), "photo": (85.7, 2.0), "ogbn-arxiv": (73.01, 0.19)}},
 }
-SPLIT = {2: "public", 3: "random"}  # each table's split; Table 2 also runs on "fixed" (--split)
-SPLITS = {2: ("public", "fixed"), 3: ("random",)}
+SPLITS = {2: ("public", "fixed"), 3: ("random",)}  # each table's splits, its default first
 
 
 def command(table: int, dataset: str, model: str, preset: str, seeds: int, device: str = "cpu",
-            first_seed: int = 0, split: str = "") -> str:
+            first_seed: int = 0, split: Optional[str] = None) -> str:
     return (f"python tools/reproduce.py --table {table} --datasets {dataset} --models {model} --preset {preset} "
             f"--seeds {seeds}" + ("" if first_seed == 0 else f" --first-seed {first_seed}")
-            + ("" if split in ("", SPLIT[table]) else f" --split {split}")
+            + ("" if split in (None, SPLITS[table][0]) else f" --split {split}")
             + ("" if device == "cpu" else f" --device {device}"))
 
 
 def run(args) -> List[Path]:
     out_dir = Path(args.results_dir)
-    split = args.split or SPLIT[args.table]
-    suffix = "" if split == SPLIT[args.table] else f"-{split}"
+    split = args.split or SPLITS[args.table][0]
+    suffix = "" if split == SPLITS[args.table][0] else f"-{split}"
     written = []
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
@@ -171,7 +170,7 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default="cora,citeseer")
     p.add_argument("--models", default="blend")
     p.add_argument("--preset", default="paper", choices=("fast", "paper", "paper-beltrami"))
-    p.add_argument("--split", default=None, choices=("public", "fixed", "random"),
+    p.add_argument("--split", default=None, choices=sorted({s for splits in SPLITS.values() for s in splits}),
                    help="Table 2: public (default) or fixed, the official code's one split of the largest "
                         "component; Table 3: random (default)")
     p.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")

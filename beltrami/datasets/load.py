@@ -40,6 +40,7 @@ ALIASES = {
     "arxiv": "ogbn-arxiv", "ogbnarxiv": "ogbn-arxiv", "syntheticarxiv": "synthetic-arxiv",
 }
 SPLITS = ("public", "random", "fixed", "time")
+RANDOM_PROTOCOL = ("random", "fixed")  # the splits drawn by the paper's random protocol (on the LCC by default)
 RANDOM_SPLIT_OPTIONS = ("num_development", "num_per_class", "development_seed")
 SYNTHETIC_OPTIONS = tuple(p for p in inspect.signature(csbm).parameters if p not in ("seed", "name"))
 
@@ -96,9 +97,9 @@ def load_dataset(name: str, root: Optional[PathLike] = None, split: Optional[str
     valid = RANDOM_SPLIT_OPTIONS + (SYNTHETIC_OPTIONS if canon == "synthetic" else ())
     check_options(options, valid, f"option(s) for dataset {canon}")
     split_opts = {k: options.pop(k) for k in RANDOM_SPLIT_OPTIONS if k in options}
-    if split_opts and split not in ("random", "fixed"):
+    if split_opts and split not in RANDOM_PROTOCOL:
         raise ValueError(f"{', '.join(split_opts)} only apply to split='random' or 'fixed'")
-    lcc = split in ("random", "fixed") if lcc is None else bool(lcc)
+    lcc = split in RANDOM_PROTOCOL if lcc is None else bool(lcc)
     split_seed = seed
     if split == "fixed":
         split_seed = S.FIXED_SPLIT_SEED
