@@ -27,6 +27,7 @@ from typing import Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..sparse.ops import gather_rows
 from ..sparse.softmax import column_softmax, column_squareplus, segment_softmax, segment_squareplus
@@ -120,20 +121,32 @@ class EdgeAttention(nn.Module):
         sq = gather_rows((k * k).sum(-1), row) + gather_rows((q * q).sum(-1), col) - 2.0 * dots
         return sq.clamp_min(0.0)
 
+    def _attended(self, z: Tensor) -> Tensor:
+        # the whole of z when attending on both parts: a slice's backward would copy its gradient into zeros
+        return z if self.lo == 0 and self.hi == self.dim else z[:, self.lo:self.hi]
+
+    def _normalised(self, t: Tensor) -> Tensor:
+        """Centred and unit-normalised per head for ``pearson``, unit-normalised for ``cosine_sim``."""
+        if self.kind == "pearson":
+            t = t - t.mean(dim=-1, keepdim=True)
+        if self.kind == "cosine_sim" or self.kind == "pearson":
+            t = t / torch.linalg.vector_norm(t, dim=-1, keepdim=True).clamp_min(1e-5)
+        return t
+
     def keys_queries(self, z: Tensor) -> Tuple[Tensor, Tensor]:
-        """Keys and queries ``[N, H, d_k]`` (centred and unit-normalised per head for ``pearson``, unit-normalised
-        for ``cosine_sim``)."""
-        zs = z[:, self.lo:self.hi]
-        n = z.shape[0]
+        """Keys and queries ``[N, H, d_k]``, each contiguous (what the per-head SDDMM reads)."""
+        zs, n = self._attended(z), z.shape[0]
         k = self.W_K(zs).view(n, self.heads, self.d_k)
         q = self.W_Q(zs).view(n, self.heads, self.d_k)
-        if self.kind == "pearson":
-            k = k - k.mean(dim=-1, keepdim=True)
-            q = q - q.mean(dim=-1, keepdim=True)
-        if self.kind == "cosine_sim" or self.kind == "pearson":
-            k = k / torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-5)
-            q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-5)
-        return k, q
+        return self._normalised(k), self._normalised(q)
+
+    def stacked_keys_queries(self, z: Tensor) -> Tensor:
+        """Keys and queries side by side, ``[N, 2, H, d_k]`` (``[:, 0]`` keys, ``[:, 1]`` queries), from one
+        matrix product (what the fused C++ kernel reads)."""
+        weight = torch.cat([self.W_K.weight, self.W_Q.weight])
+        bias = torch.cat([self.W_K.bias, self.W_Q.bias])
+        kq = F.linear(self._attended(z), weight, bias).view(z.shape[0], 2, self.heads, self.d_k)
+        return self._normalised(kq)
 
     def scores(self, z: Tensor, crow: Tensor, col: Tensor, row: Tensor, t_crow: Tensor, t_col: Tensor,
                t_perm: Tensor, t_perm_inv: Tensor) -> Tensor:

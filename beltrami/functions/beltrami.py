@@ -66,11 +66,10 @@ class _AttentionDiffusion(GraphODEFunction):
 
     def _linear(self, values: Tensor, z: Tensor) -> Tensor:
         """``sigma(alpha) (A z - z)``, the part of f that is linear in z for fixed attention values."""
-        return self._relax(self._spmm(values, z), z)
+        return self._scale_channels(self._spmm(values, z) - z)
 
-    def _relax(self, az: Tensor, z: Tensor) -> Tensor:
-        """``sigma(alpha) (az - z)`` given ``az = A z``."""
-        f = az - z
+    def _scale_channels(self, f: Tensor) -> Tensor:
+        """``sigma(alpha) f``: one diffusivity, or one for the positional and one for the feature channels."""
         alpha = torch.sigmoid(self.alpha_train)
         if self.separate_diffusivity:
             return torch.cat([alpha[0] * f[:, : self.pos_dim], alpha[1] * f[:, self.pos_dim:]], dim=1)
@@ -118,11 +117,17 @@ class BeltramiDiffusion(_AttentionDiffusion):
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         if self.fused and not z.is_cuda:
-            # one C++ pass over the edges instead of SDDMM, softmax, head mean and SpMM (see attention_cpu.cpp)
-            k, q = self.attention.keys_queries(z)
-            az = torch.ops.beltrami.attention_spmm(self.crow, self.col, k, q, z, self.t_crow, self.t_col,
-                                                   self.t_perm, self.attention.dot_scale)[0]
-            return self._add_source(self._relax(az, z))
+            # one C++ pass over the edges instead of SDDMM, softmax, head mean, SpMM and the relaxation
+            # sigma(alpha) (A z - z) (see attention_cpu.cpp); two diffusivities are applied afterwards
+            kq = self.attention.stacked_keys_queries(z)
+            alpha = torch.sigmoid(self.alpha_train[:1])
+            if self.separate_diffusivity:
+                alpha = torch.ones_like(alpha)
+            f = torch.ops.beltrami.attention_diffusion(self.crow, self.col, kq, z, alpha, self.t_crow, self.t_col,
+                                                       self.t_perm, self.attention.dot_scale)[0]
+            if self.separate_diffusivity:
+                f = self._scale_channels(f)
+            return self._add_source(f)
         return self._diffuse(self.attention_values(z), z)
 
     @torch.jit.ignore

@@ -5,8 +5,9 @@
   gradient of ``csr_spmm`` with respect to ``values``.
 - ``beltrami::segment_softmax``: the softmax of edge scores within segments (CSR rows or columns), fused:
   autograd through its dozen elementwise steps made as many passes and allocations over ``[E, H]``.
-- ``beltrami::attention_spmm``: the C++ CPU kernel (backend ``"cpp"``) that fuses dot-product scores, the
-  row softmax, the head mean and the product with ``x``; first derivatives only.
+- ``beltrami::attention_diffusion``: the C++ CPU kernel (backend ``"cpp"``) that fuses dot-product scores,
+  the row softmax, the head mean, the product with ``x`` and the relaxation ``alpha (A x - x)``; first
+  derivatives only.
 
 Why custom ops: autograd through a native CSR tensor builds a dense n x n gradient for ``values``
 (``torch-sparse-facts.md``), and ``torch.compile`` cannot trace sparse tensors. As custom ops the sparse
@@ -218,58 +219,63 @@ def _softmax_double_backward(ctx, v: Tensor):
     return grad_a, grad_g, None, None, None
 
 
-@torch.library.custom_op("beltrami::attention_spmm", mutates_args=())
-def attention_spmm(crow: Tensor, col: Tensor, k: Tensor, q: Tensor, x: Tensor, t_crow: Tensor, t_col: Tensor,
-                   t_perm: Tensor, scale: float) -> List[Tensor]:
-    """Fused ``A(k, q) @ x`` on the CPU (C++ kernel): ``A`` the head mean of the row softmax of the scores
-    ``scale * <k[i, h], q[j, h]>``. Returns ``[out, att]``: ``out`` ``[N, D]`` and the per-head attention
-    ``att`` ``[E, H]`` (kept for the backward; not differentiable). ``k``, ``q``: ``[N, H, K]``; ``x``: ``[N, D]``."""
+@torch.library.custom_op("beltrami::attention_diffusion", mutates_args=())
+def attention_diffusion(crow: Tensor, col: Tensor, kq: Tensor, x: Tensor, alpha: Tensor, t_crow: Tensor,
+                        t_col: Tensor, t_perm: Tensor, scale: float) -> List[Tensor]:
+    """Fused ``alpha (A(k, q) @ x - x)`` on the CPU (C++ kernel): ``A`` the head mean of the row softmax of the
+    scores ``scale * <k[i, h], q[j, h]>``. Returns ``[out, att]``: ``out`` ``[N, D]`` and the per-head
+    attention ``att`` ``[E, H]`` (kept for the backward; not differentiable). ``kq``: ``[N, 2, H, K]``, keys
+    then queries; ``x``: ``[N, D]``; ``alpha``: a one-element tensor."""
     from .cpu_kernels import load
 
-    return list(load().attention_spmm(crow, col, k.detach(), q.detach(), x.detach(), scale))
+    return list(load().attention_diffusion(crow, col, kq.detach(), x.detach(), alpha.detach(), scale))
 
 
-@attention_spmm.register_fake
-def _(crow, col, k, q, x, t_crow, t_col, t_perm, scale):
-    return [x.new_empty(x.shape), x.new_empty((col.shape[0], k.shape[1]))]
+@attention_diffusion.register_fake
+def _(crow, col, kq, x, alpha, t_crow, t_col, t_perm, scale):
+    return [x.new_empty(x.shape), x.new_empty((col.shape[0], kq.shape[2]))]
 
 
-@torch.library.custom_op("beltrami::attention_spmm_backward", mutates_args=())
-def attention_spmm_backward(crow: Tensor, col: Tensor, k: Tensor, q: Tensor, x: Tensor, t_crow: Tensor,
-                            t_col: Tensor, t_perm: Tensor, att: Tensor, grad: Tensor, scale: float,
-                            need_kq: bool, need_x: bool) -> List[Tensor]:
-    """Gradients ``[grad_k, grad_q, grad_x]`` of :func:`attention_spmm` (empty tensors where not needed)."""
+@torch.library.custom_op("beltrami::attention_diffusion_backward", mutates_args=())
+def attention_diffusion_backward(crow: Tensor, col: Tensor, kq: Tensor, x: Tensor, alpha: Tensor, t_crow: Tensor,
+                                 t_col: Tensor, t_perm: Tensor, att: Tensor, grad: Tensor, scale: float,
+                                 need_kq: bool, need_x: bool, need_alpha: bool) -> List[Tensor]:
+    """Gradients ``[grad_kq, grad_x, grad_alpha]`` of :func:`attention_diffusion` (empty tensors where not
+    needed)."""
     from .cpu_kernels import load
 
-    grads = load().attention_spmm_backward(crow, col, t_crow, t_col, t_perm, k, q, x, att, grad, scale,
-                                           need_kq, need_x)
+    grads = load().attention_diffusion_backward(crow, col, t_crow, t_col, t_perm, kq, x, alpha, att, grad, scale,
+                                                need_kq, need_x, need_alpha)
     return [g if g is not None else x.new_empty(0) for g in grads]
 
 
-@attention_spmm_backward.register_fake
-def _(crow, col, k, q, x, t_crow, t_col, t_perm, att, grad, scale, need_kq, need_x):
-    return [k.new_empty(k.shape if need_kq else (0,)), q.new_empty(q.shape if need_kq else (0,)),
-            x.new_empty(x.shape if need_x else (0,))]
+@attention_diffusion_backward.register_fake
+def _(crow, col, kq, x, alpha, t_crow, t_col, t_perm, att, grad, scale, need_kq, need_x, need_alpha):
+    return [kq.new_empty(kq.shape if need_kq else (0,)), x.new_empty(x.shape if need_x else (0,)),
+            alpha.new_empty(alpha.shape if need_alpha else (0,))]
 
 
 def _save_attention(ctx, inputs, output) -> None:
     ctx.save_for_backward(*inputs[:8], output[1])
     ctx.scale = inputs[8]
     ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # no [E, H] zeros for the gradient of att, which nothing uses
 
 
 def _attention_backward(ctx, grads: List[Tensor]):
-    crow, col, k, q, x, t_crow, t_col, t_perm, att = ctx.saved_tensors
-    need_kq = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
-    grad_k, grad_q, grad_x = attention_spmm_backward(crow, col, k, q, x, t_crow, t_col, t_perm, att,
-                                                     grads[0].contiguous(), ctx.scale, need_kq,
-                                                     ctx.needs_input_grad[4])
-    return (None, None, grad_k if need_kq else None, grad_q if need_kq else None,
-            grad_x if ctx.needs_input_grad[4] else None, None, None, None, None)
+    crow, col, kq, x, alpha, t_crow, t_col, t_perm, att = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    if grads[0] is None:
+        return (None,) * 9
+    grad_kq, grad_x, grad_alpha = attention_diffusion_backward(crow, col, kq, x, alpha, t_crow, t_col, t_perm, att,
+                                                               grads[0].contiguous(), ctx.scale, need[2], need[3],
+                                                               need[4])
+    return (None, None, grad_kq if need[2] else None, grad_x if need[3] else None, grad_alpha if need[4] else None,
+            None, None, None, None)
 
 
 def _attention_double_backward(ctx, grads: List[Tensor]):
-    raise RuntimeError("double backward through the fused C++ attention (beltrami::attention_spmm) is not "
+    raise RuntimeError("double backward through the fused C++ attention (beltrami::attention_diffusion) is not "
                        "implemented; use the sparse backend 'torch' for second derivatives of a time-dependent "
                        "Beltrami flow")
 
@@ -279,8 +285,8 @@ def _save_nothing(ctx, inputs, output) -> None:
 
 
 csr_spmm.register_autograd(_spmm_backward, setup_context=_save_spmm)
-attention_spmm.register_autograd(_attention_backward, setup_context=_save_attention)
-attention_spmm_backward.register_autograd(_attention_double_backward, setup_context=_save_nothing)
+attention_diffusion.register_autograd(_attention_backward, setup_context=_save_attention)
+attention_diffusion_backward.register_autograd(_attention_double_backward, setup_context=_save_nothing)
 csr_sddmm.register_autograd(_sddmm_backward, setup_context=_save)
 segment_softmax.register_autograd(_softmax_backward, setup_context=_save_softmax)
 segment_softmax_backward.register_autograd(_softmax_double_backward, setup_context=_save_softmax_backward)

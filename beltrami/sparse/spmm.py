@@ -11,7 +11,7 @@ Backends:
       first use; offered where a C++ compiler is found). It measured 1.4-1.8x faster than torch's CSR kernel
       on one thread; on CUDA tensors it runs torch's kernel. With it, a time-dependent Beltrami flow with
       dot-product attention and a row softmax computes scores, softmax, head mean and aggregation in one
-      fused kernel (``beltrami::attention_spmm``).
+      fused kernel (``beltrami::attention_diffusion``).
     - ``"pyg_lib"``: the hook for pyg-lib's segment matmul; it has no installable build here, so asking for
       it raises a clear error instead of silently falling back.
 """

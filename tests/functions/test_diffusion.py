@@ -70,12 +70,14 @@ def test_fused_cpp_attention_matches_dense(kind):
     torch.testing.assert_close(f(T0, z), dense_diffusion_rhs(f, g, z, values))
 
 
+@pytest.mark.parametrize("separate", [True, False])
 @pytest.mark.parametrize("backend", ["torch", "cpp"])
 @pytest.mark.parametrize("cls", [BeltramiDiffusion, FrozenAttentionDiffusion])
-def test_gradcheck_wrt_parameters_and_z(cls, backend):
+def test_gradcheck_wrt_parameters_and_z(cls, backend, separate):
+    # the fused cpp kernel applies one diffusivity itself, two after the kernel
     if backend not in available_backends():
         pytest.skip("no C++ compiler")
-    g, f = _beltrami(cls, g=random_graph(n=6, m=14), dim=4, add_source=True, separate_diffusivity=True,
+    g, f = _beltrami(cls, g=random_graph(n=6, m=14), dim=4, add_source=True, separate_diffusivity=separate,
                      backend=backend)
     params = list(f.parameters())
 

@@ -54,35 +54,38 @@ def test_cpp_kernel_on_a_bigger_graph_with_threads(dtype):
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="no C++ compiler")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fused_attention_kernel_on_a_bigger_graph_with_threads(dtype):
-    """``beltrami::attention_spmm`` against the composition it replaces (SDDMM, row softmax, head mean,
-    SpMM): output and the gradients of k, q and x, with empty rows, at 1 and 2 threads."""
+    """``beltrami::attention_diffusion`` against the composition it replaces (SDDMM, row softmax, head mean,
+    SpMM, ``alpha (A x - x)``): output and the gradients of kq, x and alpha, with empty rows, at 1 and 2
+    threads."""
     from beltrami.sparse.softmax import segment_softmax
 
     g = random_graph(n=3000, m=60_000, isolated=50)
     c = g.csr()
     gen = torch.Generator().manual_seed(0)
-    k, q = (torch.randn(g.num_nodes, 4, 8, generator=gen, dtype=torch.float64) for _ in range(2))
+    kq = torch.randn(g.num_nodes, 2, 4, 8, generator=gen, dtype=torch.float64)
     x, w = (torch.randn(g.num_nodes, 67, generator=gen, dtype=torch.float64) for _ in range(2))
+    alpha = torch.tensor([0.6], dtype=torch.float64)
 
-    def composed(k, q, x):
-        s = sddmm(c, k, q) * 0.3
-        return spmm(c, segment_softmax(s, c.crow, c.row).mean(1), x)
+    def composed(kq, x, alpha):
+        s = sddmm(c, kq[:, 0], kq[:, 1]) * 0.3
+        return alpha * (spmm(c, segment_softmax(s, c.crow, c.row).mean(1), x) - x)
 
     def grads(fn, *inputs):
         inputs = [t.detach().clone().requires_grad_() for t in inputs]
         out = fn(*inputs)
         return [out.detach()] + list(torch.autograd.grad((out * w.to(out.dtype)).sum(), inputs))
 
-    ref = grads(composed, k, q, x)
+    ref = grads(composed, kq, x, alpha)
     threads = torch.get_num_threads()
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            fused = grads(lambda k, q, x: torch.ops.beltrami.attention_spmm(
-                c.crow, c.col, k, q, x, c.t_crow, c.t_col, c.t_perm, 0.3)[0], k.to(dtype), q.to(dtype), x.to(dtype))
+            fused = grads(lambda kq, x, alpha: torch.ops.beltrami.attention_diffusion(
+                c.crow, c.col, kq, x, alpha, c.t_crow, c.t_col, c.t_perm, 0.3)[0], kq.to(dtype), x.to(dtype),
+                alpha.to(dtype))
             for a, b in zip(fused, ref):
                 assert a.dtype == dtype
-                torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4)
+                torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4 if b.numel() > 1 else 1e-2)
     finally:
         torch.set_num_threads(threads)
 
@@ -91,16 +94,18 @@ def test_fused_attention_kernel_on_a_bigger_graph_with_threads(dtype):
 def test_fused_attention_kernel_gradcheck_and_no_double_backward():
     g = random_graph()
     c = g.csr()
-    k, q = (torch.randn(g.num_nodes, 2, 3, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    kq = torch.randn(g.num_nodes, 2, 2, 3, dtype=torch.float64, requires_grad=True)
     x = torch.randn(g.num_nodes, 5, dtype=torch.float64, requires_grad=True)
+    alpha = torch.tensor([0.7], dtype=torch.float64, requires_grad=True)
 
-    def fn(k, q, x):
-        return torch.ops.beltrami.attention_spmm(c.crow, c.col, k, q, x, c.t_crow, c.t_col, c.t_perm, 0.7)[0]
+    def fn(kq, x, alpha):
+        return torch.ops.beltrami.attention_diffusion(c.crow, c.col, kq, x, alpha, c.t_crow, c.t_col, c.t_perm,
+                                                      0.7)[0]
 
-    assert torch.autograd.gradcheck(fn, (k, q, x))
-    (gk,) = torch.autograd.grad(fn(k, q, x).square().sum(), [k], create_graph=True)
+    assert torch.autograd.gradcheck(fn, (kq, x, alpha))
+    (gkq,) = torch.autograd.grad(fn(kq, x, alpha).square().sum(), [kq], create_graph=True)
     with pytest.raises(RuntimeError, match="double backward through the fused C\\+\\+ attention"):
-        gk.sum().backward()
+        gkq.sum().backward()
 
 
 def test_cpp_backend_needs_a_compiler(monkeypatch):

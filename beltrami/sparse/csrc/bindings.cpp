@@ -3,8 +3,9 @@
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("csr_spmm", &csr_spmm, "CSR sparse @ dense on the CPU (values [E], x [N, D])");
-  m.def("attention_spmm", &attention_spmm,
-        "Fused multi-head dot-product attention, row softmax, head mean and aggregation: (out [N, D], att [E, H])");
-  m.def("attention_spmm_backward", &attention_spmm_backward,
-        "Gradients of attention_spmm: (grad k [N, H, K], grad q [N, H, K], grad x [N, D])");
+  m.def("attention_diffusion", &attention_diffusion,
+        "Fused multi-head dot-product attention, row softmax, head mean and relaxation alpha (A x - x): "
+        "(out [N, D], att [E, H])");
+  m.def("attention_diffusion_backward", &attention_diffusion_backward,
+        "Gradients of attention_diffusion: (grad kq [N, 2, H, K], grad x [N, D], grad alpha [])");
 }

@@ -7,7 +7,10 @@
 
 namespace beltrami {
 
-constexpr int64_t kPrefetchAhead = 4;  // edges: enough to cover a memory round-trip at D = 64
+#ifndef BELTRAMI_PREFETCH_AHEAD
+#define BELTRAMI_PREFETCH_AHEAD 4
+#endif
+constexpr int64_t kPrefetchAhead = BELTRAMI_PREFETCH_AHEAD;  // edges: enough to cover a memory round-trip at D = 64
 constexpr int64_t kCacheLine = 64;     // bytes
 
 // Ask for the cache lines of row [ptr, ptr + n) ahead of its use: the kernels' time goes into fetching
@@ -37,11 +40,11 @@ inline scalar_t dot(const scalar_t* a, const scalar_t* b, int64_t n) {
 torch::Tensor csr_spmm(const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& values,
                        const torch::Tensor& x);
 
-std::tuple<torch::Tensor, torch::Tensor> attention_spmm(const torch::Tensor& crow, const torch::Tensor& col,
-                                                        const torch::Tensor& k, const torch::Tensor& q,
-                                                        const torch::Tensor& x, double scale);
+std::tuple<torch::Tensor, torch::Tensor> attention_diffusion(const torch::Tensor& crow, const torch::Tensor& col,
+                                                             const torch::Tensor& kq, const torch::Tensor& x,
+                                                             const torch::Tensor& alpha, double scale);
 
-std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> attention_spmm_backward(
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> attention_diffusion_backward(
     const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& t_crow, const torch::Tensor& t_col,
-    const torch::Tensor& t_perm, const torch::Tensor& k, const torch::Tensor& q, const torch::Tensor& x,
-    const torch::Tensor& att, const torch::Tensor& grad, double scale, bool need_kq, bool need_x);
+    const torch::Tensor& t_perm, const torch::Tensor& kq, const torch::Tensor& x, const torch::Tensor& alpha,
+    const torch::Tensor& att, const torch::Tensor& grad, double scale, bool need_kq, bool need_x, bool need_alpha);
