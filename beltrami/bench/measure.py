@@ -44,3 +44,21 @@ def memory_bandwidth(nbytes: int = 256 * 2**20, device: str = "cpu", repeat: int
     dst = torch.empty_like(src)
     t = time_fn(lambda: dst.copy_(src), repeat=repeat, warmup=1, device=torch.device(device))["median"]
     return 2 * nbytes / t
+
+
+def gather_bandwidth(nbytes: int = 256 * 2**20, row_bytes: int = 256, device: str = "cpu", repeat: int = 5) -> float:
+    """Random-row bandwidth in bytes/s: the rows of a ``nbytes`` float32 tensor (``row_bytes`` each, 64 floats
+    by default, a row of ``x`` at D = 64) read in a random order into a preallocated one, counting bytes read
+    plus bytes written. The ceiling of a kernel whose every edge fetches a row from a random place, as an
+    SpMM does on a graph without locality: each row costs a memory round-trip, which the copy's streaming
+    hides."""
+    if row_bytes % 4 or row_bytes <= 0:
+        raise ValueError(f"row_bytes must be a positive multiple of 4 (float32 rows), got {row_bytes}")
+    rows = nbytes // row_bytes
+    src = torch.rand(rows, row_bytes // 4, device=device)
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(0)).to(device)
+    dst = torch.empty_like(src)
+    t = time_fn(lambda: torch.index_select(src, 0, order, out=dst), repeat=repeat, warmup=1,
+                device=torch.device(device))["median"]
+    return 2 * rows * row_bytes / t
+

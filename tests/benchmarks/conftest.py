@@ -5,13 +5,14 @@ with a synchronisation, and the bandwidth they are compared with is the GPU's ow
 ``BELTRAMI_BENCH_ALLOCATOR=keep-freed`` makes glibc's malloc keep freed memory (:mod:`beltrami.allocator`);
 by default it is left as it is, as ``beltrami-bench`` does."""
 import os
+from typing import NamedTuple
 
 import pytest
 import torch
 
 import beltrami
 from beltrami.allocator import ALLOCATORS, keep_freed_memory
-from beltrami.bench.measure import memory_bandwidth, synchronize
+from beltrami.bench.measure import gather_bandwidth, memory_bandwidth, synchronize
 
 DEVICE = torch.device(os.environ.get("BELTRAMI_BENCH_DEVICE", "cpu"))
 ALLOCATOR = os.environ.get("BELTRAMI_BENCH_ALLOCATOR", "system")
@@ -42,11 +43,17 @@ def allocator():
     keep_freed_memory(False)
 
 
+class Bandwidth(NamedTuple):
+    copy: float  # bytes/s of a large tensor copy: the target's reference
+    gather: float  # bytes/s of reading 256-byte rows in a random order: the ceiling on graphs without locality
+
+
 @pytest.fixture(scope="session")
-def bandwidth() -> float:
-    """The device's copy bandwidth (bytes/s), measured once per session (1 GiB on a GPU, whose copy of
-    256 MiB would take a tenth of a millisecond)."""
-    return memory_bandwidth(2**30 if DEVICE.type == "cuda" else 256 * 2**20, device=DEVICE)
+def bandwidth() -> Bandwidth:
+    """The device's copy and random-row bandwidths (bytes/s), measured once per session (1 GiB on a GPU,
+    whose copy of 256 MiB would take a tenth of a millisecond)."""
+    nbytes = 2**30 if DEVICE.type == "cuda" else 256 * 2**20
+    return Bandwidth(memory_bandwidth(nbytes, device=DEVICE), gather_bandwidth(nbytes, device=DEVICE))
 
 
 @pytest.fixture(scope="session", params=list(SIZES))
@@ -70,10 +77,13 @@ def synced(fn):
     return step
 
 
-def record(benchmark, bandwidth: float, nbytes: int, **info) -> None:
-    """Attach the byte model, the achieved bandwidth and its fraction of the copy bandwidth."""
+def record(benchmark, bandwidth: Bandwidth, nbytes: int, **info) -> None:
+    """Attach the byte model, the achieved bandwidth and its fractions of the copy and random-row bandwidths,
+    and the thread count (all of the machine's cores unless ``OMP_NUM_THREADS`` says otherwise)."""
     seconds = benchmark.stats.stats.median
-    benchmark.extra_info.update(info, device=str(DEVICE), allocator=ALLOCATOR)
-    benchmark.extra_info.update(bytes=nbytes, achieved_GBps=nbytes / seconds / 1e9,
-                                machine_GBps=bandwidth / 1e9, fraction_of_bandwidth=nbytes / seconds / bandwidth)
+    achieved = nbytes / seconds
+    benchmark.extra_info.update(info, device=str(DEVICE), allocator=ALLOCATOR, threads=torch.get_num_threads())
+    benchmark.extra_info.update(bytes=nbytes, achieved_GBps=achieved / 1e9, machine_GBps=bandwidth.copy / 1e9,
+                                fraction_of_bandwidth=achieved / bandwidth.copy, gather_GBps=bandwidth.gather / 1e9,
+                                fraction_of_gather_bandwidth=achieved / bandwidth.gather)
     torch.manual_seed(0)

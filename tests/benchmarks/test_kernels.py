@@ -3,7 +3,8 @@
 Byte model (float32, int64 indices), the compulsory traffic of each kernel: an SpMM reads the CSR
 structure (12 E + 8 N bytes), gathers one row of x per edge (4 E D: on graphs without locality the rows are
 not reused from cache) and writes the output (4 N D). Reported as bytes/s and as a fraction of this
-machine's measured copy bandwidth in ``extra_info``.
+machine's measured copy bandwidth in ``extra_info``, and as a fraction of its random-row bandwidth (256-byte
+rows read in a random order), the ceiling on graphs without locality.
 """
 import pytest
 import torch
