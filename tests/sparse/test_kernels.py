@@ -103,6 +103,13 @@ def test_fused_attention_kernel_gradcheck_and_no_double_backward():
                                                       0.7)[0]
 
     assert torch.autograd.gradcheck(fn, (kq, x, alpha))
+    # each gradient alone (the kernel skips the work of the others) equals its part of all three
+    w = torch.randn(g.num_nodes, 5, dtype=torch.float64)
+    full = torch.autograd.grad((fn(kq, x, alpha) * w).sum(), [kq, x, alpha])
+    for i in range(3):
+        inputs = [t if j == i else t.detach() for j, t in enumerate((kq, x, alpha))]
+        (alone,) = torch.autograd.grad((fn(*inputs) * w).sum(), [inputs[i]])
+        torch.testing.assert_close(alone, full[i])
     (gkq,) = torch.autograd.grad(fn(kq, x, alpha).square().sum(), [kq], create_graph=True)
     with pytest.raises(RuntimeError, match="double backward through the fused C\\+\\+ attention"):
         gkq.sum().backward()
