@@ -16,16 +16,31 @@ opt-in and process-wide: ``fit(keep_freed_memory=True)``, ``beltrami-bench --all
 ``tools/reproduce.py --allocator keep-freed``. Transparent huge pages for malloc's mappings
 (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, THP in ``madvise`` mode here) sped up one function evaluation
 1.3x but not the training epochs. Preloading jemalloc or tcmalloc is the other well-known route.
+
+:func:`use_huge_pages` (``--allocator huge-pages``) asks PyTorch's own CPU allocator for transparent huge
+pages (its ``THP_MEM_ALLOC_ENABLE``: tensors of 2 MB and more aligned to 2 MB and ``madvise``d), which
+removes most TLB misses of the kernels' random row gathers. PyTorch reads that variable once, at its first CPU
+allocation, so it only works when set before any tensor exists: in the shell, or through
+:func:`relaunch_with_huge_pages` in a command-line tool.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import platform
 import sys
+from pathlib import Path
+from typing import NoReturn
 
-ALLOCATORS = ("system", "keep-freed")
-"""The choices of the ``--allocator`` options: glibc's defaults, or :func:`keep_freed_memory`."""
+import torch
+
+ALLOCATORS = ("system", "keep-freed", "huge-pages")
+"""The choices of the ``--allocator`` options: glibc's defaults, :func:`keep_freed_memory` or
+:func:`use_huge_pages`."""
+
+HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
+_THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -53,3 +68,81 @@ def keep_freed_memory(enable: bool = True) -> bool:
     mmap_max, trim = (0, _KEEP_TRIM_THRESHOLD) if enable else (_DEFAULT_MMAP_MAX, _DEFAULT_TRIM_THRESHOLD)
     # mallopt returns 1 on success
     return bool(libc.mallopt(_M_MMAP_MAX, mmap_max)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim))
+
+
+def huge_pages_active() -> bool:
+    """Whether PyTorch's CPU allocator asks for transparent huge pages for big tensors in this process.
+
+    Observed, not assumed: the mapping that holds a fresh 8 MB tensor carries the kernel's ``hg`` flag
+    (``madvise(MADV_HUGEPAGE)``) in ``/proc/self/smaps``. False where that file does not exist (not Linux)."""
+    probe = torch.empty(8 * 2**20, dtype=torch.uint8)
+    address = probe.data_ptr()
+    try:
+        with open("/proc/self/smaps") as smaps:
+            inside = False
+            for line in smaps:
+                head = line.split(maxsplit=1)[0]
+                if "-" in head and not head.endswith(":"):  # a mapping's first line: "start-end perms ..."
+                    start, end = (int(x, 16) for x in head.split("-"))
+                    inside = start <= address < end
+                elif inside and head == "VmFlags:":
+                    return "hg" in line.split()[1:]
+    except OSError:
+        return False
+    return False
+
+
+def _thp_mode() -> str:
+    try:
+        text = _THP_MODE.read_text()
+    except OSError:
+        return "unavailable"
+    return text[text.index("[") + 1:text.index("]")] if "[" in text else text.strip()
+
+
+def huge_pages_supported() -> bool:
+    """Whether this kernel hands out transparent huge pages to memory that asks for them (Linux, THP mode
+    ``always`` or ``madvise``)."""
+    return _thp_mode() in ("always", "madvise")
+
+
+def use_huge_pages() -> None:
+    """Have PyTorch's CPU allocator put tensors of 2 MB and more on transparent huge pages.
+
+    Raises:
+        RuntimeError: the setting cannot take effect: PyTorch has already allocated a CPU tensor in this
+            process (it reads ``THP_MEM_ALLOC_ENABLE`` once, at its first allocation), or the kernel's
+            transparent huge pages are off.
+    """
+    if not huge_pages_supported():
+        raise RuntimeError(f"transparent huge pages are {_thp_mode()!r} in this kernel ({_THP_MODE}); huge pages "
+                           "need 'always' or 'madvise'")
+    os.environ[HUGE_PAGES_ENV] = "1"
+    if not huge_pages_active():
+        raise RuntimeError(f"huge pages could not be switched on: PyTorch reads {HUGE_PAGES_ENV} at its first CPU "
+                           f"allocation, which this process has made already; set {HUGE_PAGES_ENV}=1 in the "
+                           "environment before Python starts")
+
+
+def ensure_huge_pages(relaunch: bool = False) -> None:
+    """``--allocator huge-pages``: nothing to do when huge pages are on; otherwise start the command again
+    with the variable set (``relaunch``, for a tool run from the command line) or switch them on here
+    (:func:`use_huge_pages`, which says why when it cannot)."""
+    if huge_pages_active():
+        return
+    if relaunch:
+        relaunch_with_huge_pages()
+    use_huge_pages()
+
+
+def relaunch_with_huge_pages() -> NoReturn:
+    """Start this command again with ``THP_MEM_ALLOC_ENABLE=1`` in its environment (for command-line tools,
+    whose imports allocate before they parse their options). Refuses when the variable is already set, so
+    that a setting that did not take effect cannot relaunch forever."""
+    if os.environ.get(HUGE_PAGES_ENV) == "1":
+        raise RuntimeError(f"{HUGE_PAGES_ENV}=1 is set but PyTorch's CPU allocator does not use huge pages "
+                           f"(transparent huge pages: {_thp_mode()!r})")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, {**os.environ, HUGE_PAGES_ENV: "1"})
+

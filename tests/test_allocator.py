@@ -1,13 +1,19 @@
-"""keep_freed_memory: large tensors stop coming from mmap (observed through glibc's mallinfo2)."""
+"""keep_freed_memory: large tensors stop coming from mmap (observed through glibc's mallinfo2); huge pages:
+observed in /proc/self/smaps, switched on only before the first tensor."""
 import ctypes
 import ctypes.util
+import os
+import subprocess
+import sys
+import warnings
 
 import pytest
 import torch
 
-from beltrami.allocator import glibc_malloc_available, keep_freed_memory
+from beltrami.allocator import (HUGE_PAGES_ENV, ensure_huge_pages, glibc_malloc_available, huge_pages_active,
+                                huge_pages_supported, keep_freed_memory, use_huge_pages)
 
-pytestmark = pytest.mark.skipif(not glibc_malloc_available(), reason="glibc's mallopt only")
+_needs_glibc = pytest.mark.skipif(not glibc_malloc_available(), reason="glibc's mallopt only")
 
 
 class _MallInfo2(ctypes.Structure):
@@ -21,6 +27,7 @@ def _mmapped_bytes() -> int:
     return libc.mallinfo2().hblkhd
 
 
+@_needs_glibc
 def test_large_tensors_leave_mmap_and_default_comes_back():
     big = 64 * 2**20 // 4  # 64 MiB of float32, far above glibc's largest mmap threshold
     try:
@@ -35,3 +42,60 @@ def test_large_tensors_leave_mmap_and_default_comes_back():
     y = torch.ones(big)
     assert _mmapped_bytes() - before >= 4 * big  # the default again: its own mapping
     del y
+
+
+_needs_thp = pytest.mark.skipif(not huge_pages_supported(), reason="transparent huge pages off in this kernel")
+
+
+def _run(code: str, **env) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_ENV}
+    out = subprocess.run([sys.executable, "-c", code], env={**environ, **env}, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@_needs_thp
+def test_huge_pages_are_observed_only_with_the_variable_set():
+    probe = "from beltrami.allocator import huge_pages_active; print(huge_pages_active())"
+    assert _run(probe) == "False"
+    assert _run(probe, **{HUGE_PAGES_ENV: "1"}) == "True"
+
+
+@_needs_thp
+def test_ensure_huge_pages_relaunches_a_command_with_the_variable():
+    code = ("import os, torch; x = torch.ones(10); from beltrami.allocator import ensure_huge_pages, "
+            "huge_pages_active; ensure_huge_pages(relaunch=True); print(os.environ['THP_MEM_ALLOC_ENABLE'], "
+            "huge_pages_active())")
+    assert _run(code) == "1 True"
+
+
+@_needs_thp
+def test_too_late_in_a_process_is_a_clear_error(monkeypatch):
+    if huge_pages_active():
+        pytest.skip("this test process was started with huge pages")
+    monkeypatch.delenv(HUGE_PAGES_ENV, raising=False)
+    with pytest.raises(RuntimeError, match="set THP_MEM_ALLOC_ENABLE=1 in the environment before Python starts"):
+        use_huge_pages()
+    monkeypatch.setenv(HUGE_PAGES_ENV, "1")  # set, yet without effect: no endless relaunch
+    with pytest.raises(RuntimeError, match="is set but PyTorch's CPU allocator does not use huge pages"):
+        ensure_huge_pages(relaunch=True)
+
+
+def test_big_cpu_graphs_without_huge_pages_get_a_hint(monkeypatch):
+    import importlib
+
+    from beltrami.training.config import FitConfig
+
+    fit_module = importlib.import_module("beltrami.training.fit")
+
+    monkeypatch.setattr(fit_module, "huge_pages_supported", lambda: True)
+    monkeypatch.setattr(fit_module, "huge_pages_active", lambda: False)
+    cfg = FitConfig()
+    with pytest.warns(UserWarning, match="without huge pages: set THP_MEM_ALLOC_ENABLE=1"):
+        fit_module._suggest_huge_pages(cfg, fit_module.HUGE_PAGES_HINT_NODES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_module._suggest_huge_pages(cfg, fit_module.HUGE_PAGES_HINT_NODES - 1)  # small graphs: silent
+        monkeypatch.setattr(fit_module, "huge_pages_active", lambda: True)
+        fit_module._suggest_huge_pages(cfg, 10 * fit_module.HUGE_PAGES_HINT_NODES)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import beltrami
-from beltrami.allocator import ALLOCATORS
+from beltrami.allocator import ALLOCATORS, ensure_huge_pages
 from beltrami.atomic import atomic_write_text
 from beltrami.datasets import DatasetFileError
 from beltrami.training import FitResult
@@ -178,8 +178,8 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=None)
     p.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each result's config)")
     p.add_argument("--allocator", default="system", choices=ALLOCATORS,
-                   help="CPU malloc: the system's (default) or keep-freed (faster, more memory; "
-                        "see beltrami.allocator)")
+                   help="CPU memory: the system's (default), keep-freed (faster, more memory) or huge-pages "
+                        "(the command starts again with THP_MEM_ALLOC_ENABLE=1); see beltrami.allocator")
     p.add_argument("--results-dir", default="docs/results")
     p.add_argument("--from-json", nargs="*", default=None, help="only write the markdown from these files")
     p.add_argument("--markdown", default="docs/results.md")
@@ -187,6 +187,8 @@ def main(argv=None) -> int:
                    help="merge these results of one row on disjoint seeds into --into, then write the markdown")
     p.add_argument("--into", default=None, help="where --merge writes (e.g. the row's file in --results-dir)")
     args = p.parse_args(argv)
+    if args.allocator == "huge-pages":  # from the command line: start again with the variable set
+        ensure_huge_pages(relaunch=argv is None)
     if args.split is not None and args.split not in SPLITS[args.table]:
         p.error(f"--split {args.split} does not belong to Table {args.table} (choose from "
                 f"{', '.join(SPLITS[args.table])})")

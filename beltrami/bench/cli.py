@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from ..allocator import ALLOCATORS
+from ..allocator import ALLOCATORS, ensure_huge_pages, huge_pages_active
 from ..atomic import atomic_write_text
 from ..datasets import DATASETS, DatasetFileError, file_list, load_dataset
 from ..datasets import files as F
@@ -61,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "see beltrami.sparse.spmm)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--allocator", default="system", choices=ALLOCATORS,
-                   help="CPU malloc: the system's (default) or keep-freed, which reuses freed memory instead of "
-                        "page-faulting big tensors in again: ~1.2x faster epochs at arxiv size, ~2.7x peak "
-                        "memory (see beltrami.allocator)")
+                   help="CPU memory: the system's (default); keep-freed, which reuses freed memory instead of "
+                        "page-faulting big tensors in again (~1.2x faster epochs at arxiv size, ~2.7x peak "
+                        "memory); or huge-pages, PyTorch's transparent huge pages for big tensors (the command "
+                        "starts again with THP_MEM_ALLOC_ENABLE=1; see beltrami.allocator)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     p.add_argument("--runs", type=int, default=1, help="seeds per combination")
     p.add_argument("--seed", type=int, default=0, help="first seed (also of random splits and synthetic graphs)")
@@ -201,7 +202,8 @@ def results_table(rows: List[Dict[str, Any]]) -> Table:
 
 def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespace, commit: Optional[str]) -> None:
     meta = {"versions": versions(), "machine": {"node": platform.node(), "processor": platform.processor(),
-                                                "python": platform.python_version()},
+                                                "python": platform.python_version(),
+                                                "huge_pages": huge_pages_active()},
             "commit": commit, "argv": sys.argv[1:], "args": vars(args)}
     atomic_write_text(path, json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
     buf = io.StringIO()
@@ -214,6 +216,8 @@ def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespac
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.allocator == "huge-pages":  # from the command line: start again with the variable set
+        ensure_huge_pages(relaunch=argv is None)
     commit = git_commit()
     console = Console(width=max(Console().width, 120))
     try:

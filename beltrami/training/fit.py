@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
-from ..allocator import keep_freed_memory
+from ..allocator import HUGE_PAGES_ENV, huge_pages_active, huge_pages_supported, keep_freed_memory
 from ..bench.measure import peak_rss_bytes
 from ..datasets import Dataset
 from ..datasets.load import canonical_name
@@ -176,6 +176,20 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
     return result, model
 
 
+HUGE_PAGES_HINT_NODES = 100_000
+"""From this many nodes on, training on the CPU without huge pages warns (see :func:`_suggest_huge_pages`)."""
+
+
+def _suggest_huge_pages(cfg: FitConfig, num_nodes: int) -> None:
+    # On the arxiv-sized graph, epochs took 1.6-1.8x longer without them (docs/design-notes.md); they can only
+    # be switched on before the process's first tensor, so the most fit() can do is say so.
+    if (num_nodes >= HUGE_PAGES_HINT_NODES and torch.device(cfg.device).type == "cpu" and huge_pages_supported()
+            and not huge_pages_active()):
+        warnings.warn(f"training a {num_nodes:,}-node graph on the CPU without huge pages: set {HUGE_PAGES_ENV}=1 "
+                      "in the environment before Python starts (1.6-1.8x faster epochs on ogbn-arxiv's size; "
+                      "see beltrami.allocator)", stacklevel=3)
+
+
 def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: Optional[str] = None,
         on_epoch: Optional[EpochCallback] = None, output: Optional[str] = None, **config: Any) -> FitResult:
     """Train ``config['model']`` (default BLEND) on ``data`` and evaluate it.
@@ -209,6 +223,8 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
     with progress:
         for run, seed in enumerate(seeds):
             ds = as_dataset(data, cfg, seed, root)
+            if run == 0:
+                _suggest_huge_pages(cfg, ds.graph.num_nodes)
             pos = positional_coordinates(cfg, ds)
             graph = rewired_graph(cfg, ds, pos)
             result, model = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch)

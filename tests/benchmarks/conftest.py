@@ -3,7 +3,9 @@
 ``BELTRAMI_BENCH_DEVICE=cuda`` runs them on the GPU: graphs and tensors live there, every timed step ends
 with a synchronisation, and the bandwidth they are compared with is the GPU's own copy bandwidth.
 ``BELTRAMI_BENCH_ALLOCATOR=keep-freed`` makes glibc's malloc keep freed memory (:mod:`beltrami.allocator`);
-by default it is left as it is, as ``beltrami-bench`` does."""
+by default it is left as it is, as ``beltrami-bench`` does. Huge pages need ``THP_MEM_ALLOC_ENABLE=1`` in the
+environment pytest starts with (``BELTRAMI_BENCH_ALLOCATOR=huge-pages`` stops the session if they are off);
+every result records whether they were on."""
 import os
 from typing import NamedTuple
 
@@ -11,13 +13,13 @@ import pytest
 import torch
 
 import beltrami
-from beltrami.allocator import ALLOCATORS, keep_freed_memory
+from beltrami.allocator import ALLOCATORS, ensure_huge_pages, huge_pages_active, keep_freed_memory
 from beltrami.bench.measure import gather_bandwidth, memory_bandwidth, synchronize
 
 DEVICE = torch.device(os.environ.get("BELTRAMI_BENCH_DEVICE", "cpu"))
 ALLOCATOR = os.environ.get("BELTRAMI_BENCH_ALLOCATOR", "system")
 if ALLOCATOR not in ALLOCATORS:
-    raise ValueError(f"BELTRAMI_BENCH_ALLOCATOR must be keep-freed or system, got {ALLOCATOR!r}")
+    raise ValueError(f"BELTRAMI_BENCH_ALLOCATOR must be one of {', '.join(ALLOCATORS)}, got {ALLOCATOR!r}")
 
 SIZES = {"20k": dict(num_nodes=20_000, num_edges=100_000), "arxiv": None, "arxiv-local": "local"}
 
@@ -39,6 +41,8 @@ def allocator():
     """Apply ``BELTRAMI_BENCH_ALLOCATOR`` for the benchmark session (only when benchmarks run)."""
     if ALLOCATOR == "keep-freed":
         keep_freed_memory()
+    if ALLOCATOR == "huge-pages":
+        ensure_huge_pages()  # says to set THP_MEM_ALLOC_ENABLE=1 before pytest starts if it is not
     yield
     keep_freed_memory(False)
 
@@ -82,7 +86,8 @@ def record(benchmark, bandwidth: Bandwidth, nbytes: int, **info) -> None:
     and the thread count (all of the machine's cores unless ``OMP_NUM_THREADS`` says otherwise)."""
     seconds = benchmark.stats.stats.median
     achieved = nbytes / seconds
-    benchmark.extra_info.update(info, device=str(DEVICE), allocator=ALLOCATOR, threads=torch.get_num_threads())
+    benchmark.extra_info.update(info, device=str(DEVICE), allocator=ALLOCATOR, threads=torch.get_num_threads(),
+                                huge_pages=huge_pages_active())
     benchmark.extra_info.update(bytes=nbytes, achieved_GBps=achieved / 1e9, machine_GBps=bandwidth.copy / 1e9,
                                 fraction_of_bandwidth=achieved / bandwidth.copy, gather_GBps=bandwidth.gather / 1e9,
                                 fraction_of_gather_bandwidth=achieved / bandwidth.gather)
