@@ -104,12 +104,14 @@ def scale_table(results_dir: Path) -> List[str]:
         meta = data.get("meta", {})
         device = meta.get("args", {}).get("device", "cpu")
         where = f"{device}, torch {meta.get('versions', {}).get('torch', '?')}"
+        allocator = meta.get("args", {}).get("allocator", "system")
         cmd = "beltrami-bench " + " ".join(Path(a).name if a.startswith("/") else a for a in meta.get("argv", []))
         for r in data.get("rows", []):
             if r.get("error") or r.get("seconds_per_epoch") is None:
                 continue
             median = r.get("seconds_per_epoch_median")
             mode = r["compile"] + (f", {r['sparse_backend']} kernel" if r.get("sparse_backend") else "")
+            mode += f", {allocator}" if allocator != "system" else ""
             out.append(f"| {r['model']} | {r['scheme']} | {r['backprop']} | {mode} | {where} | "
                        f"{r['seconds_per_epoch']:.3f} | {'—' if median is None else f'{median:.3f}'} | "
                        f"{r['peak_memory_MB']:.0f} | {r['nfe_forward']:.0f}/{r['nfe_backward']:.0f} | "
