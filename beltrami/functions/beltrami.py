@@ -120,9 +120,10 @@ class BeltramiDiffusion(_AttentionDiffusion):
             # one C++ pass over the edges instead of SDDMM, softmax, head mean, SpMM and the relaxation
             # sigma(alpha) (A z - z) (see attention_cpu.cpp); two diffusivities are applied afterwards
             kq = self.attention.stacked_keys_queries(z)
-            alpha = torch.sigmoid(self.alpha_train[:1])
-            if self.separate_diffusivity:
-                alpha = torch.ones_like(alpha)
+            if self.separate_diffusivity:  # the kernel gives A z - z, scaled per group of channels below
+                alpha = self.alpha_train.new_ones(1)
+            else:
+                alpha = torch.sigmoid(self.alpha_train[:1])
             f = torch.ops.beltrami.attention_diffusion(self.crow, self.col, kq, z, alpha, self.t_crow, self.t_col,
                                                        self.t_perm, self.attention.dot_scale)[0]
             if self.separate_diffusivity:
