@@ -82,20 +82,21 @@ def test_too_late_in_a_process_is_a_clear_error(monkeypatch):
         ensure_huge_pages(relaunch=True)
 
 
-def test_big_cpu_graphs_without_huge_pages_get_a_hint(monkeypatch):
+def test_big_cpu_graphs_trained_by_the_adjoint_without_huge_pages_get_a_hint(monkeypatch):
     import importlib
 
     from beltrami.training.config import FitConfig
 
     fit_module = importlib.import_module("beltrami.training.fit")
-
     monkeypatch.setattr(fit_module, "huge_pages_supported", lambda: True)
     monkeypatch.setattr(fit_module, "huge_pages_active", lambda: False)
-    cfg = FitConfig()
+    big, adjoint = fit_module.HUGE_PAGES_HINT_NODES, FitConfig(backprop="adjoint")
     with pytest.warns(UserWarning, match="without huge pages: set THP_MEM_ALLOC_ENABLE=1"):
-        fit_module._suggest_huge_pages(cfg, fit_module.HUGE_PAGES_HINT_NODES)
+        fit_module._suggest_huge_pages(adjoint, big)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fit_module._suggest_huge_pages(cfg, fit_module.HUGE_PAGES_HINT_NODES - 1)  # small graphs: silent
+        fit_module._suggest_huge_pages(adjoint, big - 1)  # small graphs: silent
+        fit_module._suggest_huge_pages(FitConfig(backprop="direct"), big)  # measured slower there
+        fit_module._suggest_huge_pages(FitConfig(backprop="adjoint", device="cuda"), big)
         monkeypatch.setattr(fit_module, "huge_pages_active", lambda: True)
-        fit_module._suggest_huge_pages(cfg, 10 * fit_module.HUGE_PAGES_HINT_NODES)
+        fit_module._suggest_huge_pages(adjoint, 10 * big)

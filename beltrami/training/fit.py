@@ -177,17 +177,18 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
 
 
 HUGE_PAGES_HINT_NODES = 100_000
-"""From this many nodes on, training on the CPU without huge pages warns (see :func:`_suggest_huge_pages`)."""
+"""From this many nodes on, adjoint training on the CPU without huge pages warns (see :func:`_suggest_huge_pages`)."""
 
 
 def _suggest_huge_pages(cfg: FitConfig, num_nodes: int) -> None:
-    # On the arxiv-sized graph, epochs took 1.6-1.8x longer without them (docs/design-notes.md); they can only
-    # be switched on before the process's first tensor, so the most fit() can do is say so.
-    if (num_nodes >= HUGE_PAGES_HINT_NODES and torch.device(cfg.device).type == "cpu" and huge_pages_supported()
-            and not huge_pages_active()):
-        warnings.warn(f"training a {num_nodes:,}-node graph on the CPU without huge pages: set {HUGE_PAGES_ENV}=1 "
-                      "in the environment before Python starts (1.6-1.8x faster epochs on ogbn-arxiv's size; "
-                      "see beltrami.allocator)", stacklevel=3)
+    # On the arxiv-sized graph, dopri5 with the adjoint took 1.83x longer per epoch without them, while rk4
+    # with direct backprop ran 5-7% faster without (docs/design-notes.md); they can only be switched on
+    # before the process's first tensor, so the most fit() can do is say so where they were measured to help.
+    if (num_nodes >= HUGE_PAGES_HINT_NODES and cfg.backprop == "adjoint" and torch.device(cfg.device).type == "cpu"
+            and huge_pages_supported() and not huge_pages_active()):
+        warnings.warn(f"adjoint training of a {num_nodes:,}-node graph on the CPU without huge pages: set "
+                      f"{HUGE_PAGES_ENV}=1 in the environment before Python starts (1.8x faster epochs at "
+                      "ogbn-arxiv's size with dopri5; see beltrami.allocator)", stacklevel=3)
 
 
 def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: Optional[str] = None,
