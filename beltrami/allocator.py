@@ -74,9 +74,13 @@ def keep_freed_memory(enable: bool = True) -> bool:
 def huge_pages_active() -> bool:
     """Whether PyTorch's CPU allocator asks for transparent huge pages for big tensors in this process.
 
-    Observed, not assumed: the mapping that holds a fresh 8 MB tensor carries the kernel's ``hg`` flag
-    (``madvise(MADV_HUGEPAGE)``) in ``/proc/self/smaps``. False where that file does not exist (not Linux)."""
-    probe = torch.empty(8 * 2**20, dtype=torch.uint8)
+    Observed, not assumed: the mapping that holds a fresh 64 MiB tensor carries the kernel's ``hg`` flag
+    (``madvise(MADV_HUGEPAGE)``) in ``/proc/self/smaps``. The size is above glibc's largest mmap threshold
+    (32 MiB), so the probe gets a mapping of its own: a smaller one can land on heap memory that NumPy, which
+    ``madvise``s its big arrays the same way, flagged earlier. (With :func:`keep_freed_memory` on, the probe
+    comes from the heap and can still meet NumPy's flag.) The probe is never touched, so it costs no page.
+    False where ``/proc/self/smaps`` does not exist (not Linux)."""
+    probe = torch.empty(64 * 2**20, dtype=torch.uint8)
     address = probe.data_ptr()
     try:
         with open("/proc/self/smaps") as smaps:
