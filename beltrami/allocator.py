@@ -147,7 +147,10 @@ def relaunch_with_huge_pages() -> NoReturn:
     if os.environ.get(HUGE_PAGES_ENV) == "1":
         raise RuntimeError(f"{HUGE_PAGES_ENV}=1 is set but PyTorch's CPU allocator does not use huge pages "
                            f"(transparent huge pages: {_thp_mode()!r})")
+    # sys.orig_argv (Python 3.10+) keeps "-m module" and the interpreter's own options; on 3.9 the script
+    # and its arguments, which is how beltrami-bench and tools/reproduce.py are started
+    argv = getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, sys.orig_argv, {**os.environ, HUGE_PAGES_ENV: "1"})
+    os.execve(sys.executable, argv, {**os.environ, HUGE_PAGES_ENV: "1"})
 
