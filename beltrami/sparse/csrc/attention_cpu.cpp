@@ -106,9 +106,11 @@ void backward_rows(const int64_t* crow, const int64_t* col, const scalar_t* kq, 
         }
         const scalar_t gx = dot(gi, x + col[p] * d, d);
         const scalar_t* ap = att + p * heads;
-        scalar_t w = 0;
-        for (int64_t h = 0; h < heads; ++h) w += ap[h];
-        ax += w * inv_heads * gx;
+        if (alpha_terms) {  // the edge's weight, mean_h a[p, h], only for the gradient of alpha
+          scalar_t w = 0;
+          for (int64_t h = 0; h < heads; ++h) w += ap[h];
+          ax += w * inv_heads * gx;
+        }
         if (!ds) continue;
         const scalar_t da = alpha * gx * inv_heads;
         for (int64_t h = 0; h < heads; ++h) {
