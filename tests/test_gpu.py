@@ -13,7 +13,7 @@ import torch
 import beltrami
 from beltrami.functions import BeltramiDiffusion, compile_function
 from beltrami.solvers import solve
-from beltrami.sparse import available_backends, edge_softmax, spmm
+from beltrami.sparse import available_backends, edge_softmax, spmm, triton_kernels
 from beltrami.sparse.softmax import column_softmax
 
 from tests.reference import dense, dense_attention, dense_diffusion_rhs, dense_row_softmax, random_graph
@@ -164,3 +164,41 @@ def test_no_dense_n_by_n_on_300k_nodes_on_device():
     f(torch.tensor(0.0, device=DEVICE), z).square().sum().backward()
     peak = torch.cuda.max_memory_allocated()
     assert peak < 2 * 2**30, f"peak {peak / 2**30:.2f} GiB"
+
+
+@pytest.mark.skipif("cpp" not in available_backends() or not triton_kernels.available(),
+                    reason="the fused kernel needs the cpp backend and, on CUDA, triton")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("mode", ["eager", "script", "compile"])
+def test_fused_attention_on_device_matches_composed_on_cpu(dtype, mode):
+    """``backend="cpp"``: the fused kernel (Triton on CUDA, C++ on the CPU) against the composed kernels in
+    float64 on the CPU, output and every gradient; heads, head width and channels that are not powers of two,
+    a hub whose row and column take several blocks of edges, an isolated node."""
+    base = random_graph(n=200, m=3000, isolated=1)
+    hub = torch.stack([torch.zeros(100, dtype=torch.long), torch.arange(1, 101)])
+    g = beltrami.Graph.from_edge_index(torch.cat([base.edge_index, hub, hub.flip(0)], 1), 200).coalesce()
+    torch.manual_seed(0)
+    ref_f = BeltramiDiffusion(g, 67, pos_dim=3, heads=3, attention_dim=15, add_source=True).double()
+    fused = BeltramiDiffusion(g, 67, pos_dim=3, heads=3, attention_dim=15, add_source=True, backend="cpp").double()
+    fused.load_state_dict(ref_f.state_dict())
+    with torch.no_grad():
+        ref_f.alpha_train.fill_(0.4)
+        fused.alpha_train.fill_(0.4)
+    fused = fused.to(device=DEVICE, dtype=dtype)
+    assert fused.fused and (fused.fused_cuda or DEVICE == "cpu")
+    z0, z = torch.randn(200, 67, dtype=D), torch.randn(200, 67, dtype=D)
+    w = torch.randn(200, 67, dtype=D)
+
+    def run(f, z0, z):
+        z0, z = z0.clone().requires_grad_(), z.clone().requires_grad_()
+        f.set_initial(z0)
+        out = f(torch.zeros((), dtype=z.dtype, device=z.device), z)
+        inputs = [z0, z] + [p for p in f.parameters() if p.requires_grad]
+        grads = torch.autograd.grad((out * w.to(out)).sum(), inputs, allow_unused=True)
+        return [out.detach()] + [torch.zeros_like(i) if gr is None else gr for i, gr in zip(inputs, grads)]
+
+    ref = run(ref_f, z0, z)
+    got = run(compile_function(fused, mode), z0.to(DEVICE, dtype), z.to(DEVICE, dtype))
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a.cpu().double(), b, **tol)

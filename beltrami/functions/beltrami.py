@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..graph import Graph
+from ..sparse import triton_kernels
 from ..sparse.ops import CPP
 from .attention import EdgeAttention
 from .base import GraphODEFunction, LinearOperator
@@ -45,8 +46,10 @@ class _AttentionDiffusion(GraphODEFunction):
         self.separate_diffusivity = separate_diffusivity
         self.add_source = add_source
         # the cpp backend computes dot-product attention with a row softmax and its aggregation in one kernel
-        # (read by the time-dependent flow, whose every evaluation recomputes the attention)
+        # (read by the time-dependent flow, whose every evaluation recomputes the attention): C++ on the CPU,
+        # Triton on CUDA where triton is installed (else the composed kernels run there)
         self.fused = self.backend == CPP and attention.fusable
+        self.fused_cuda = self.fused and triton_kernels.available()
         # alpha[0]: all channels, or the positional ones; alpha[1]: the feature channels when separate.
         self.alpha_train = nn.Parameter(torch.zeros(2))
         self.beta_train = nn.Parameter(torch.zeros(()))
@@ -106,8 +109,8 @@ class BeltramiDiffusion(_AttentionDiffusion):
         separate_diffusivity: learn one diffusivity for the positional and one for the feature channels.
         add_source: add ``beta z(0)`` (call :meth:`set_initial` first).
         backend: sparse kernel (see :func:`beltrami.sparse.spmm`). With ``"cpp"``, dot-product attention
-            (``scaled_dot``, ``cosine_sim``, ``pearson``) normalised by a row softmax runs on the CPU as one
-            fused C++ kernel, scores to aggregation (first derivatives only).
+            (``scaled_dot``, ``cosine_sim``, ``pearson``) normalised by a row softmax runs as one fused
+            kernel, scores to aggregation (first derivatives only): C++ on the CPU, Triton on CUDA.
 
     Shapes:
         - ``z``: ``[N, dim]`` -> ``dz/dt``: ``[N, dim]``. Memory O(E H + N dim).
@@ -116,9 +119,10 @@ class BeltramiDiffusion(_AttentionDiffusion):
     """
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
-        if self.fused and not z.is_cuda:
-            # one C++ pass over the edges instead of SDDMM, softmax, head mean, SpMM and the relaxation
-            # sigma(alpha) (A z - z) (see attention_cpu.cpp); two diffusivities are applied afterwards
+        if self.fused and (self.fused_cuda or not z.is_cuda):
+            # one pass over the edges instead of SDDMM, softmax, head mean, SpMM and the relaxation
+            # sigma(alpha) (A z - z) (see attention_cpu.cpp and triton_kernels.py); two diffusivities are
+            # applied afterwards
             kq = self.attention.stacked_keys_queries(z)
             if self.separate_diffusivity:  # the kernel gives A z - z, scaled per group of channels below
                 alpha = self.alpha_train.new_ones(1)

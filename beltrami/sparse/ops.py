@@ -5,9 +5,9 @@
   gradient of ``csr_spmm`` with respect to ``values``.
 - ``beltrami::segment_softmax``: the softmax of edge scores within segments (CSR rows or columns), fused:
   autograd through its dozen elementwise steps made as many passes and allocations over ``[E, H]``.
-- ``beltrami::attention_diffusion``: the C++ CPU kernel (backend ``"cpp"``) that fuses dot-product scores,
-  the row softmax, the head mean, the product with ``x`` and the relaxation ``alpha (A x - x)``; first
-  derivatives only.
+- ``beltrami::attention_diffusion``: the fused kernel (backend ``"cpp"``: C++ on the CPU, Triton on CUDA)
+  that fuses dot-product scores, the row softmax, the head mean, the product with ``x`` and the relaxation
+  ``alpha (A x - x)``; first derivatives only.
 
 Why custom ops: autograd through a native CSR tensor builds a dense n x n gradient for ``values``
 (``torch-sparse-facts.md``), and ``torch.compile`` cannot trace sparse tensors. As custom ops the sparse
@@ -222,13 +222,20 @@ def _softmax_double_backward(ctx, v: Tensor):
 @torch.library.custom_op("beltrami::attention_diffusion", mutates_args=())
 def attention_diffusion(crow: Tensor, col: Tensor, kq: Tensor, x: Tensor, alpha: Tensor, t_crow: Tensor,
                         t_col: Tensor, t_perm: Tensor, scale: float) -> List[Tensor]:
-    """Fused ``alpha (A(k, q) @ x - x)`` on the CPU (C++ kernel): ``A`` the head mean of the row softmax of the
-    scores ``scale * <k[i, h], q[j, h]>``. Returns ``[out, att]``: ``out`` ``[N, D]`` and the per-head
+    """Fused ``alpha (A(k, q) @ x - x)`` (C++ kernel on the CPU, Triton on CUDA): ``A`` the head mean of the
+    row softmax of the scores ``scale * <k[i, h], q[j, h]>``. Returns ``[out, att]``: ``out`` ``[N, D]`` and the per-head
     attention ``att`` ``[E, H]`` (kept for the backward; not differentiable). ``kq``: ``[N, 2, H, K]``, keys
     then queries; ``x``: ``[N, D]``; ``alpha``: a one-element tensor."""
     from .cpu_kernels import load
 
     return list(load().attention_diffusion(crow, col, kq.detach(), x.detach(), alpha.detach(), scale))
+
+
+@attention_diffusion.register_kernel("cuda")
+def _(crow, col, kq, x, alpha, t_crow, t_col, t_perm, scale):
+    from . import triton_kernels
+
+    return list(triton_kernels.attention_diffusion(crow, col, kq, x, alpha, scale))
 
 
 @attention_diffusion.register_fake
@@ -247,6 +254,14 @@ def attention_diffusion_backward(crow: Tensor, col: Tensor, kq: Tensor, x: Tenso
     grads = load().attention_diffusion_backward(crow, col, t_crow, t_col, t_perm, kq, x, alpha, att, grad, scale,
                                                 need_kq, need_x, need_alpha)
     return [g if g is not None else x.new_empty(0) for g in grads]
+
+
+@attention_diffusion_backward.register_kernel("cuda")
+def _(crow, col, kq, x, alpha, t_crow, t_col, t_perm, att, grad, scale, need_kq, need_x, need_alpha):
+    from . import triton_kernels
+
+    return triton_kernels.attention_diffusion_backward(crow, col, t_crow, t_col, t_perm, kq, x, alpha, att, grad,
+                                                       scale, need_kq, need_x, need_alpha)
 
 
 @attention_diffusion_backward.register_fake
@@ -275,8 +290,8 @@ def _attention_backward(ctx, grads: List[Tensor]):
 
 
 def _attention_double_backward(ctx, grads: List[Tensor]):
-    raise RuntimeError("double backward through the fused C++ attention (beltrami::attention_diffusion) is not "
-                       "implemented; use the sparse backend 'torch' for second derivatives of a time-dependent "
+    raise RuntimeError("double backward through the fused C++/Triton attention (beltrami::attention_diffusion) "
+                       "is not implemented; use the sparse backend 'torch' for second derivatives of a time-dependent "
                        "Beltrami flow")
 
 

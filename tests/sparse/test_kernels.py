@@ -111,7 +111,7 @@ def test_fused_attention_kernel_gradcheck_and_no_double_backward():
         (alone,) = torch.autograd.grad((fn(*inputs) * w).sum(), [inputs[i]])
         torch.testing.assert_close(alone, full[i])
     (gkq,) = torch.autograd.grad(fn(kq, x, alpha).square().sum(), [kq], create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward through the fused C\\+\\+ attention"):
+    with pytest.raises(RuntimeError, match="double backward through the fused C\\+\\+/Triton attention"):
         gkq.sum().backward()
 
 
