@@ -8,10 +8,11 @@ Backends:
       asked for by name or by ``$BELTRAMI_SPARSE_BACKEND`` (it measured ~3x slower than torch's CSR kernel
       here). The autograd formula is the same for both kernels.
     - ``"cpp"``: a C++ CSR kernel of our own for the CPU (:mod:`beltrami.sparse.cpu_kernels`, compiled on
-      first use; offered where a C++ compiler is found). It measured 1.4-1.8x faster than torch's CSR kernel
-      on one thread; on CUDA tensors it runs torch's kernel. With it, a time-dependent Beltrami flow with
-      dot-product attention and a row softmax computes scores, softmax, head mean and aggregation in one
-      fused kernel (``beltrami::attention_diffusion``).
+      first use; offered where a C++ compiler is found, or where a CUDA device and triton are). It measured
+      1.4-1.8x faster than torch's CSR kernel on one thread; on CUDA tensors it runs torch's kernel. With it,
+      a time-dependent Beltrami flow with dot-product attention and a row softmax computes scores, softmax,
+      head mean and aggregation in one fused kernel (``beltrami::attention_diffusion``: C++ on the CPU,
+      Triton on CUDA, :mod:`beltrami.sparse.triton_kernels`).
     - ``"pyg_lib"``: the hook for pyg-lib's segment matmul; it has no installable build here, so asking for
       it raises a clear error instead of silently falling back.
 """
@@ -27,7 +28,7 @@ from torch import Tensor
 
 from ..graph import CSR, Graph
 from ..validation import check_choice, check_finite
-from . import cpu_kernels, ops
+from . import cpu_kernels, ops, triton_kernels
 
 BACKENDS = ("torch", "torch_sparse", "cpp", "pyg_lib")
 
@@ -41,8 +42,8 @@ def available_backends() -> Tuple[str, ...]:
     found = ["torch"]
     if importlib.util.find_spec("torch_sparse") is not None:
         found.append("torch_sparse")
-    if cpu_kernels.compiler_available():
-        found.append("cpp")
+    if cpu_kernels.compiler_available() or (triton_kernels.available() and torch.cuda.is_available()):
+        found.append("cpp")  # without a compiler, its CUDA half (Triton) alone
     if importlib.util.find_spec("pyg_lib") is not None:
         found.append("pyg_lib")
     return tuple(found)
