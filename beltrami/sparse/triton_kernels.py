@@ -5,8 +5,12 @@ gives the formulas): one program per CSR row computes the scores of its edges (a
 edge), their softmax per head and the weighted sum of the rows of ``x``; the backward makes one pass over
 the rows (gradients of ``k``, of the scores and of ``alpha``) and one over the columns through the transpose
 (gradients of ``q`` and ``x``, gathered, so no two programs write one row and no atomics are needed).
-Edges are taken ``BLOCK_E`` at a time; heads, head width and feature width are padded to powers of two and
-masked. ``alpha`` is read on the device (no host synchronisation).
+Where a pass rewrites a block of ``att`` or ``ds`` in place, a barrier separates the reads from the writes: an
+element may be held by several threads, and without it a thread of another warp could read a value already
+overwritten (seen on an H200 with 4 warps: the gradient of ``k`` off by 0.1). Edges are taken ``BLOCK_E`` at
+a time; heads, head width and feature width are padded to powers of two and
+masked. ``alpha`` and ``scale`` are read from device tensors of ``x``'s dtype: no host synchronisation, and
+no float32 rounding of ``scale`` (a Python float reaches a Triton kernel as float32).
 
 Composed from torch's kernels, one evaluation of the Beltrami function forward+backward reached 0.23 of an
 H200's copy bandwidth at ogbn-arxiv's size (``docs/design-notes.md``): the ``[E, H]`` scores are read a dozen
@@ -25,7 +29,7 @@ import torch
 from torch import Tensor
 
 BLOCK_E = 16  # edges per step: a whole row for most graphs (ogbn-arxiv's mean degree is 13.7)
-NUM_WARPS = 4  # per program (one CSR row)
+NUM_WARPS = 1  # per program (one CSR row): 4.97x the composed kernels' speed on an H200, against 2.4x with 4
 
 
 @functools.lru_cache(maxsize=None)
@@ -40,7 +44,7 @@ def _kernels():
     import triton.language as tl
 
     @triton.jit
-    def forward_rows(crow, col, kq, x, alpha_ptr, out, att, scale, H: tl.constexpr, K: tl.constexpr,
+    def forward_rows(crow, col, kq, x, alpha_ptr, out, att, scale_ptr, H: tl.constexpr, K: tl.constexpr,
                      D: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr, BD: tl.constexpr, BE: tl.constexpr):
         i = tl.program_id(0).to(tl.int64)
         start = tl.load(crow + i)
@@ -50,6 +54,7 @@ def _kernels():
         hk_mask = (hs[:, None] < H) & (ks[None, :] < K)
         h_mask, c_mask = hs < H, cs < D
         k_i = tl.load(kq + i * (2 * H * K) + hk, mask=hk_mask, other=0.0)  # [BH, BK]
+        scale = tl.load(scale_ptr)
         m = tl.full([BH], float("-inf"), dtype=k_i.dtype)
         total = tl.zeros([BH], dtype=k_i.dtype)
         # pass 1: raw scores into att, the running maximum and sum of exponentials per head
@@ -77,6 +82,7 @@ def _kernels():
             e_mask = p < stop
             eh_mask = e_mask[:, None] & h_mask[None, :]
             s = tl.load(att + p[:, None] * H + hs[None, :], mask=eh_mask, other=0.0)
+            tl.debug_barrier()  # every thread has read this block before any overwrites it
             a = tl.where(eh_mask, tl.exp(s - m[None, :]) * inv_total[None, :], 0.0)
             tl.store(att + p[:, None] * H + hs[None, :], a, mask=eh_mask)
             w = tl.sum(a, axis=1) / H  # [BE]
@@ -89,7 +95,7 @@ def _kernels():
         tl.store(out + i * D + cs, alpha * (acc - xi), mask=c_mask)  # an empty row gives -alpha x[i]
 
     @triton.jit
-    def backward_rows(crow, col, kq, x, alpha_ptr, att, grad, ds, grad_kq, alpha_terms, scale,
+    def backward_rows(crow, col, kq, x, alpha_ptr, att, grad, ds, grad_kq, alpha_terms, scale_ptr,
                       H: tl.constexpr, K: tl.constexpr, D: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr,
                       BD: tl.constexpr, BE: tl.constexpr, NEED_KQ: tl.constexpr, NEED_ALPHA: tl.constexpr):
         i = tl.program_id(0).to(tl.int64)
@@ -124,6 +130,7 @@ def _kernels():
             tl.store(alpha_terms + i, (tl.sum(ax, axis=0) - tl.sum(g_i * xi, axis=0)).to(tl.float64))
         if NEED_KQ:
             tl.debug_barrier()  # ds stored above is read back by other threads of this program
+            scale = tl.load(scale_ptr)
             gk = tl.zeros([BH, BK], dtype=g_i.dtype)
             p0 = start
             while p0 < stop:  # a while loop: Triton's interpreter cannot range() over loaded bounds
@@ -132,6 +139,7 @@ def _kernels():
                 eh_mask = e_mask[:, None] & h_mask[None, :]
                 a = tl.load(att + p[:, None] * H + hs[None, :], mask=eh_mask, other=0.0)
                 d = tl.load(ds + p[:, None] * H + hs[None, :], mask=eh_mask, other=0.0) - a * acc[None, :]
+                tl.debug_barrier()  # every thread has read this block before any overwrites it
                 tl.store(ds + p[:, None] * H + hs[None, :], d, mask=eh_mask)
                 j = tl.load(col + p, mask=e_mask, other=0)
                 q = tl.load(kq + j[:, None, None] * (2 * H * K) + H * K + hk[None, :, :],
@@ -141,7 +149,7 @@ def _kernels():
             tl.store(grad_kq + i * (2 * H * K) + hk, gk * scale, mask=hk_mask)
 
     @triton.jit
-    def backward_cols(t_crow, t_col, t_perm, kq, alpha_ptr, att, ds, grad, grad_kq, grad_x, scale,
+    def backward_cols(t_crow, t_col, t_perm, kq, alpha_ptr, att, ds, grad, grad_kq, grad_x, scale_ptr,
                       H: tl.constexpr, K: tl.constexpr, D: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr,
                       BD: tl.constexpr, BE: tl.constexpr, NEED_KQ: tl.constexpr, NEED_X: tl.constexpr):
         j = tl.program_id(0).to(tl.int64)
@@ -176,7 +184,7 @@ def _kernels():
             alpha = tl.load(alpha_ptr)
             tl.store(grad_x + j * D + cs, alpha * (gx - g_j), mask=c_mask)
         if NEED_KQ:
-            tl.store(grad_kq + j * (2 * H * K) + H * K + hk, gq * scale, mask=hk_mask)
+            tl.store(grad_kq + j * (2 * H * K) + H * K + hk, gq * tl.load(scale_ptr), mask=hk_mask)
 
     return forward_rows, backward_rows, backward_cols
 
@@ -199,8 +207,8 @@ def attention_diffusion(crow: Tensor, col: Tensor, kq: Tensor, x: Tensor, alpha:
     out = torch.empty_like(x)
     att = x.new_empty((col.shape[0], kq.shape[2]))
     if n:
-        forward_rows[(n,)](crow, col, kq, x, alpha.detach().reshape(1).to(x.dtype), out, att, scale,
-                           **_sizes(kq, x))
+        forward_rows[(n,)](crow, col, kq, x, alpha.detach().reshape(1).to(x.dtype), out, att,
+                           x.new_full((1,), scale), **_sizes(kq, x))
     return out, att
 
 
@@ -218,11 +226,13 @@ def attention_diffusion_backward(crow: Tensor, col: Tensor, t_crow: Tensor, t_co
     grad_x = torch.empty_like(x) if need_x else unused
     terms = x.new_empty(n, dtype=torch.float64) if need_alpha else unused
     sizes = _sizes(kq, x)
+    scale_t = x.new_full((1,), scale)
     if n and (need_kq or need_alpha):
-        backward_rows[(n,)](crow, col, kq, x, a, att, grad, ds, grad_kq, terms, scale, NEED_KQ=need_kq,
+        backward_rows[(n,)](crow, col, kq, x, a, att, grad, ds, grad_kq, terms, scale_t, NEED_KQ=need_kq,
                             NEED_ALPHA=need_alpha, **sizes)
     if n and (need_kq or need_x):
-        backward_cols[(n,)](t_crow, t_col, t_perm, kq, a, att, ds, grad, grad_kq, grad_x, scale, NEED_KQ=need_kq,
+        backward_cols[(n,)](t_crow, t_col, t_perm, kq, a, att, ds, grad, grad_kq, grad_x, scale_t,
+                            NEED_KQ=need_kq,
                             NEED_X=need_x, **sizes)
     grad_alpha = terms.sum().to(x.dtype).reshape(alpha.shape) if need_alpha else alpha.new_empty(0)
     return [grad_kq if need_kq else kq.new_empty(0), grad_x if need_x else x.new_empty(0), grad_alpha]
