@@ -57,16 +57,19 @@ def test_allocator_option_reaches_the_recorded_config(tmp_path):
         keep_freed_memory(False)
     row = json.loads(out.read_text())["rows"][0]
     assert row["config"]["keep_freed_memory"] is True and not row["error"]
+    assert row["frozen"] is True  # the fast preset's attention
 
 
 def test_sparse_backends_are_a_grid_dimension(tmp_path):
+    # time-dependent attention: with cpp, the fused kernel trains the model
     out = tmp_path / "r.json"
     kernels = [b for b in available_backends() if b in ("torch", "cpp")]
     assert main(["--dataset", "synthetic", "--nodes", "100", "--classes", "2", "--features", "4",
                  "--scheme", "euler", "--epochs", "2", "--sparse-backend", ",".join(kernels),
-                 "--output", str(out)]) == 0
+                 "--attention", "time-dependent", "--output", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [r["sparse_backend"] for r in rows] == kernels and not any(r["error"] for r in rows)
+    assert [r["frozen"] for r in rows] == [False] * len(kernels)
     assert [r["config"]["sparse_backend"] for r in rows] == kernels
     # the same seed through either kernel trains to the same accuracy
     assert len({round(r["test_acc"], 6) for r in rows}) == 1

@@ -4,7 +4,7 @@
 # 1. tests/test_gpu.py: kernels, functions, compile modes, solvers and fit on the device vs dense float64
 # 2. tools/fused_kernel_sweep.py: the Triton fused attention against the composed kernels, over block sizes
 # 3. the kernel micro-benchmarks on the device, with achieved bandwidth as a fraction of its copy bandwidth
-# 4. beltrami-bench: the time-dependent BLEND (fast preset) with sparse backends torch and cpp (fused), then
+# 4. beltrami-bench: BLEND with time-dependent attention (fast preset), sparse backends torch and cpp (fused); then
 #    BLEND and BLEND-kNN with the paper preset, on the ogbn-arxiv-sized synthetic graph
 # 5. the solver micro-benchmarks (each scheme x direct/adjoint on the arxiv-sized graph) on the device
 # Each step has its own time limit (NAME_LIMIT=0 skips it) and a section in OUTDIR/steps.log; a failed step
@@ -45,7 +45,8 @@ step kernels "${KERNELS_LIMIT:-150}" env BELTRAMI_BENCH_DEVICE="$device" python3
   tests/benchmarks/test_kernels.py -p no:cacheprovider -q --benchmark-json "$out/kernels-$device.json" \
   --benchmark-columns=median,rounds
 step fused "${FUSED_LIMIT:-120}" python3 -m beltrami.bench.cli --dataset synthetic-arxiv --model blend \
-  --preset fast --sparse-backend torch,cpp --epochs "${FUSED_EPOCHS:-10}" --device "$device" \
+  --preset fast --attention time-dependent --sparse-backend torch,cpp --epochs "${FUSED_EPOCHS:-10}" \
+  --device "$device" \
   --output "$out/arxiv-fast-fused-$device.json"
 step arxiv "${ARXIV_LIMIT:-150}" python3 -m beltrami.bench.cli --dataset synthetic-arxiv --model blend,blend-knn \
   --preset paper --epochs "${ARXIV_EPOCHS:-5}" --device "$device" --output "$out/arxiv-blend-$device.json"

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=float, default=None, help="step of fixed-step/implicit schemes")
     p.add_argument("--backprop", default=None, help="comma list of direct, adjoint (default: the preset's)")
     p.add_argument("--compile", default="eager", help="comma list of eager, script, compile")
+    p.add_argument("--attention", default=None, choices=("frozen", "time-dependent"),
+                   help="BLEND's attention: frozen at z(0) or recomputed at every evaluation, the time-dependent "
+                        "Beltrami flow, whose dot-product attention the cpp backend fuses (default: the preset's)")
     p.add_argument("--sparse-backend", default=None,
                    help="comma list of torch, torch_sparse, cpp: the sparse kernels (cpp also fuses a "
                         "time-dependent flow's dot-product attention; default: $BELTRAMI_SPARSE_BACKEND or torch; "
@@ -150,8 +153,9 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
         options: Dict[str, Any] = {"model": model, "compile": mode, "device": args.device, "runs": args.runs,
                                    "seed": args.seed, "progress": True, "sparse_backend": kernel,
                                    "keep_freed_memory": args.allocator == "keep-freed"}
+        frozen = None if args.attention is None else args.attention == "frozen"
         for key, value in (("scheme", scheme), ("backprop", backprop), ("step_size", args.step_size),
-                           ("epochs", 5 if args.quick else args.epochs)):
+                           ("epochs", 5 if args.quick else args.epochs), ("frozen", frozen)):
             if value is not None:
                 options[key] = value
         if scheme is not None and args.step_size is None and scheme in ("euler", "rk4", "implicit_euler",
@@ -165,7 +169,7 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
         try:
             res = fit(datasets[name], preset=args.preset, **options)
             cfg = res.config
-            row.update(scheme=cfg["scheme"], backprop=cfg["backprop"], test_acc=res.test_acc,
+            row.update(scheme=cfg["scheme"], backprop=cfg["backprop"], frozen=cfg["frozen"], test_acc=res.test_acc,
                        test_acc_std=res.test_acc_std, val_acc=res.val_acc, nfe_forward=res.nfe_forward,
                        nfe_backward=res.nfe_backward, seconds_per_epoch=res.seconds_per_epoch,
                        seconds_per_epoch_median=res.seconds_per_epoch_median,
