@@ -8,8 +8,8 @@ sparse kernels.
     beltrami-bench --dataset synthetic-arxiv --preset paper --sparse-backend torch,cpp --epochs 3
 
 Every combination is one row (accuracy mean ± std, NFE forward/backward per epoch, seconds per epoch, peak
-memory, speed-up of the median epoch against the first row); a failing combination reports its error in its row and the grid
-goes on. ``--output`` writes every row (config, versions, machine, commit) as JSON and CSV.
+memory, speed-up of the median epoch against the first row); a failing combination reports its error in its
+row and the grid goes on. ``--output`` writes every row (config, versions, machine, commit) as JSON and CSV.
 """
 from __future__ import annotations
 
