@@ -3,6 +3,8 @@
 - ``beltrami::csr_spmm``: ``out = A(values) @ x`` for CSR ``A``.
 - ``beltrami::csr_sddmm``: ``out[e] = <a[row[e]], b[col[e]]>`` (sampled dense-dense product), which is the
   gradient of ``csr_spmm`` with respect to ``values``.
+- ``beltrami::csr_spmm_backward``: both first derivatives of ``csr_spmm`` in one C++ pass (backend ``"cpp"``,
+  CPU, ``[E]`` values).
 - ``beltrami::segment_softmax``: the softmax of edge scores within segments (CSR rows or columns), fused:
   autograd through its dozen elementwise steps made as many passes and allocations over ``[E, H]``.
 - ``beltrami::attention_diffusion``: the fused kernel (backend ``"cpp"``: C++ on the CPU, Triton on CUDA)
@@ -120,10 +122,35 @@ def _save_spmm(ctx, inputs, output) -> None:
     ctx.backend = inputs[8]
 
 
+@torch.library.custom_op("beltrami::csr_spmm_backward", mutates_args=())
+def csr_spmm_backward(t_crow: Tensor, t_col: Tensor, t_perm: Tensor, values: Tensor, x: Tensor, grad: Tensor,
+                      need_values: bool, need_x: bool) -> List[Tensor]:
+    """``[grad_values, grad_x]`` of ``csr_spmm`` for ``[E]`` values in one pass over ``A^T`` (the C++ kernel of
+    backend ``"cpp"``; empty tensors where not needed): the sampled product ``<grad[i], x[j]>`` and the
+    product with ``A^T`` share each gathered row ``grad[i]``. First derivatives only."""
+    from .cpu_kernels import load
+
+    grads = load().csr_spmm_backward(t_crow, t_col, t_perm, values.detach(), x.detach(), grad.detach(), need_values,
+                                     need_x)
+    return [g if g is not None else x.new_empty(0) for g in grads]
+
+
+@csr_spmm_backward.register_fake
+def _(t_crow, t_col, t_perm, values, x, grad, need_values, need_x):
+    return [values.new_empty(values.shape if need_values else (0,)), x.new_empty(x.shape if need_x else (0,))]
+
+
 def _spmm_backward(ctx, grad: Tensor):
     crow, col, values, x, t_crow, t_col, t_perm, t_perm_inv = ctx.saved_tensors
     grad_values: Optional[Tensor] = None
     grad_x: Optional[Tensor] = None
+    need_values, need_x = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+    if ctx.backend == CPP and not x.is_cuda and values.dim() == 1 and not torch.is_grad_enabled():
+        # one pass for both; a double backward (grad mode on) takes the differentiable composition below
+        grad_values, grad_x = csr_spmm_backward(t_crow, t_col, t_perm, values, x, grad.contiguous(), need_values,
+                                                need_x)
+        return (None, None, grad_values if need_values else None, grad_x if need_x else None,
+                None, None, None, None, None)
     if ctx.needs_input_grad[2]:
         grad_values = csr_sddmm(crow, col, grad, x, t_crow, t_col, t_perm, t_perm_inv)
     if ctx.needs_input_grad[3]:

@@ -36,17 +36,30 @@ def test_spmm_gradcheck_values_and_x(backend, heads):
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="no C++ compiler")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cpp_kernel_on_a_bigger_graph_with_threads(dtype):
-    # rows long enough for the prefetch, more rows than one thread's chunk, empty rows, an odd width
+    # rows long enough for the prefetch, more rows than one thread's chunk, empty rows, an odd width; the
+    # backward's one pass over A^T (both gradients, and each alone) against torch's kernels in float64
     g = random_graph(n=3000, m=60_000, isolated=50)
     v, x = torch.randn(g.num_edges, dtype=dtype), torch.randn(g.num_nodes, 67, dtype=dtype)
-    ref = spmm(g, v.double(), x.double(), backend="torch")
+    w = torch.randn(g.num_nodes, 67, dtype=torch.float64)
+
+    def run(backend, v, x, need=(True, True)):
+        v, x = v.clone().requires_grad_(need[0]), x.clone().requires_grad_(need[1])
+        out = spmm(g, v, x, backend=backend)
+        grads = torch.autograd.grad((out * w.to(out.dtype)).sum(), [t for t in (v, x) if t.requires_grad])
+        return [out.detach()] + list(grads)
+
+    ref = run("torch", v.double(), x.double())
     threads = torch.get_num_threads()
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            out = spmm(g, v, x, backend="cpp")
-            assert out.dtype == dtype
-            torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-4)
+            got = run("cpp", v, x)
+            assert got[0].dtype == dtype
+            for a, b in zip(got, ref):
+                torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-4)
+            for k, need in enumerate(((True, False), (False, True))):
+                (alone,) = run("cpp", v, x, need)[1:]
+                torch.testing.assert_close(alone.double(), ref[1 + k], rtol=1e-5, atol=1e-4)
     finally:
         torch.set_num_threads(threads)
 

@@ -3,6 +3,8 @@
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("csr_spmm", &csr_spmm, "CSR sparse @ dense on the CPU (values [E], x [N, D])");
+  m.def("csr_spmm_backward", &csr_spmm_backward,
+        "Both gradients of csr_spmm in one pass over A^T: (grad values [E], grad x [N, D])");
   m.def("attention_diffusion", &attention_diffusion,
         "Fused multi-head dot-product attention, row softmax, head mean and relaxation alpha (A x - x): "
         "(out [N, D], att [E, H])");

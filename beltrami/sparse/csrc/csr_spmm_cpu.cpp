@@ -36,7 +36,76 @@ void spmm_rows(const int64_t* crow, const int64_t* col, const scalar_t* values, 
   });
 }
 
+// Both gradients of out = A(values) @ x in one pass over the columns of A (the rows of A^T; t_perm[p] is the
+// entry of A stored at position p of A^T): grad_x[j] = sum_{i: (i, j) in A} values[(i, j)] grad[i] and
+// grad_values[(i, j)] = <grad[i], x[j]>. Both read the same gathered row grad[i]: done as two kernels (a
+// sampled dense-dense product over the rows, a product with A^T over the columns) that row is fetched from
+// memory twice, and on graphs without locality fetching rows is the whole cost. Each entry (i, j) belongs
+// to exactly one column j, so no two threads write one grad_values element.
+template <typename scalar_t>
+void spmm_backward_cols(const int64_t* t_crow, const int64_t* t_col, const int64_t* t_perm, const scalar_t* values,
+                        const scalar_t* x, const scalar_t* grad, scalar_t* grad_values, scalar_t* grad_x,
+                        int64_t n, int64_t d) {
+  const int64_t nnz = t_crow[n];
+  at::parallel_for(0, n, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      scalar_t* gx = grad_x ? grad_x + j * d : nullptr;
+      if (gx) for (int64_t k = 0; k < d; ++k) gx[k] = scalar_t(0);
+      const scalar_t* xj = x + j * d;
+      const int64_t stop = t_crow[j + 1];
+      for (int64_t p = t_crow[j]; p < stop; ++p) {
+        if (p + kPrefetchAhead < nnz) {
+          prefetch_row(grad + t_col[p + kPrefetchAhead] * d, d);
+          __builtin_prefetch(values + t_perm[p + kPrefetchAhead]);
+        }
+        const int64_t e = t_perm[p];
+        const scalar_t* gi = grad + t_col[p] * d;
+        if (grad_values) grad_values[e] = beltrami::dot(gi, xj, d);
+        if (gx) {
+          const scalar_t w = values[e];
+#pragma omp simd
+          for (int64_t k = 0; k < d; ++k) gx[k] += w * gi[k];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
+
+std::tuple<torch::Tensor, torch::Tensor> csr_spmm_backward(const torch::Tensor& t_crow, const torch::Tensor& t_col,
+                                                           const torch::Tensor& t_perm, const torch::Tensor& values,
+                                                           const torch::Tensor& x, const torch::Tensor& grad,
+                                                           bool need_values, bool need_x) {
+  for (const auto* t : {&t_crow, &t_col, &t_perm, &values, &x, &grad})
+    TORCH_CHECK(t->device().is_cpu(), "csr_spmm_backward (C++ CPU kernel): every tensor must be on the CPU");
+  TORCH_CHECK(t_crow.scalar_type() == at::kLong && t_col.scalar_type() == at::kLong && t_perm.scalar_type() == at::kLong,
+              "csr_spmm_backward (C++ CPU kernel): t_crow, t_col and t_perm must be int64");
+  TORCH_CHECK(values.dim() == 1 && values.size(0) == t_col.size(0) && t_perm.size(0) == t_col.size(0),
+              "csr_spmm_backward (C++ CPU kernel): values [E] and t_perm [E] expected for E = ", t_col.size(0),
+              " stored entries, got ", values.sizes(), " and ", t_perm.sizes());
+  TORCH_CHECK(x.dim() == 2 && grad.sizes() == x.sizes() && t_crow.numel() == x.size(0) + 1,
+              "csr_spmm_backward (C++ CPU kernel): x and grad [N, D] with t_crow [N + 1] expected, got x ",
+              x.sizes(), ", grad ", grad.sizes(), " and t_crow of ", t_crow.numel());
+  TORCH_CHECK(values.scalar_type() == x.scalar_type() && grad.scalar_type() == x.scalar_type(),
+              "csr_spmm_backward (C++ CPU kernel): values, x and grad dtypes differ");
+  const auto t_crow_c = t_crow.contiguous(), t_col_c = t_col.contiguous(), t_perm_c = t_perm.contiguous();
+  const auto values_c = values.contiguous(), x_c = x.contiguous(), grad_c = grad.contiguous();
+  const int64_t n = x_c.size(0), d = x_c.size(1);
+  torch::Tensor grad_values, grad_x;
+  if (need_values) grad_values = torch::empty_like(values_c);
+  if (need_x) grad_x = torch::empty_like(x_c);
+  if (need_values || need_x) {
+    AT_DISPATCH_FLOATING_TYPES(x_c.scalar_type(), "csr_spmm_backward_cpu", [&] {
+      spmm_backward_cols<scalar_t>(t_crow_c.data_ptr<int64_t>(), t_col_c.data_ptr<int64_t>(),
+                                   t_perm_c.data_ptr<int64_t>(), values_c.data_ptr<scalar_t>(),
+                                   x_c.data_ptr<scalar_t>(), grad_c.data_ptr<scalar_t>(),
+                                   need_values ? grad_values.data_ptr<scalar_t>() : nullptr,
+                                   need_x ? grad_x.data_ptr<scalar_t>() : nullptr, n, d);
+    });
+  }
+  return {grad_values, grad_x};
+}
 
 torch::Tensor csr_spmm(const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& values,
                        const torch::Tensor& x) {

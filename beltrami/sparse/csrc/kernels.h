@@ -39,6 +39,11 @@ inline scalar_t dot(const scalar_t* a, const scalar_t* b, int64_t n) {
 torch::Tensor csr_spmm(const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& values,
                        const torch::Tensor& x);
 
+std::tuple<torch::Tensor, torch::Tensor> csr_spmm_backward(const torch::Tensor& t_crow, const torch::Tensor& t_col,
+                                                           const torch::Tensor& t_perm, const torch::Tensor& values,
+                                                           const torch::Tensor& x, const torch::Tensor& grad,
+                                                           bool need_values, bool need_x);
+
 std::tuple<torch::Tensor, torch::Tensor> attention_diffusion(const torch::Tensor& crow, const torch::Tensor& col,
                                                              const torch::Tensor& kq, const torch::Tensor& x,
                                                              const torch::Tensor& alpha, double scale);
