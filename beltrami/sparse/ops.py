@@ -3,8 +3,8 @@
 - ``beltrami::csr_spmm``: ``out = A(values) @ x`` for CSR ``A``.
 - ``beltrami::csr_sddmm``: ``out[e] = <a[row[e]], b[col[e]]>`` (sampled dense-dense product), which is the
   gradient of ``csr_spmm`` with respect to ``values``.
-- ``beltrami::csr_spmm_backward``: both first derivatives of ``csr_spmm`` in one C++ pass (backend ``"cpp"``,
-  CPU, ``[E]`` values).
+- ``beltrami::csr_spmm_backward``: both first derivatives of ``csr_spmm`` in one pass (backend ``"cpp"``,
+  ``[E]`` values; C++ on the CPU, Triton on CUDA).
 - ``beltrami::segment_softmax``: the softmax of edge scores within segments (CSR rows or columns), fused:
   autograd through its dozen elementwise steps made as many passes and allocations over ``[E, H]``.
 - ``beltrami::attention_diffusion``: the fused kernel (backend ``"cpp"``: C++ on the CPU, Triton on CUDA)
@@ -28,6 +28,8 @@ from typing import List, Optional
 
 import torch
 from torch import Tensor
+
+from . import triton_kernels
 
 # torch warns on every CSR construction that sparse CSR is "beta"; the kernels below are tested here.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -65,6 +67,8 @@ def _spmm_one(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, backend: int
         from .cpu_kernels import load
 
         return load().csr_spmm(crow, col, values.detach(), x.detach())
+    if backend == CPP and triton_kernels.available():
+        return triton_kernels.csr_spmm(crow, col, values, x)
     if backend == TORCH_SPARSE:
         import torch_sparse  # noqa: F401  (registers torch.ops.torch_sparse)
 
@@ -125,14 +129,19 @@ def _save_spmm(ctx, inputs, output) -> None:
 @torch.library.custom_op("beltrami::csr_spmm_backward", mutates_args=())
 def csr_spmm_backward(t_crow: Tensor, t_col: Tensor, t_perm: Tensor, values: Tensor, x: Tensor, grad: Tensor,
                       need_values: bool, need_x: bool) -> List[Tensor]:
-    """``[grad_values, grad_x]`` of ``csr_spmm`` for ``[E]`` values in one pass over ``A^T`` (the C++ kernel of
-    backend ``"cpp"``; empty tensors where not needed): the sampled product ``<grad[i], x[j]>`` and the
+    """``[grad_values, grad_x]`` of ``csr_spmm`` for ``[E]`` values in one pass over ``A^T`` (backend ``"cpp"``:
+    C++ on the CPU, Triton on CUDA; empty tensors where not needed): the sampled product ``<grad[i], x[j]>`` and the
     product with ``A^T`` share each gathered row ``grad[i]``. First derivatives only."""
     from .cpu_kernels import load
 
     grads = load().csr_spmm_backward(t_crow, t_col, t_perm, values.detach(), x.detach(), grad.detach(), need_values,
                                      need_x)
     return [g if g is not None else x.new_empty(0) for g in grads]
+
+
+@csr_spmm_backward.register_kernel("cuda")
+def _(t_crow, t_col, t_perm, values, x, grad, need_values, need_x):
+    return triton_kernels.csr_spmm_backward(t_crow, t_col, t_perm, values, x, grad, need_values, need_x)
 
 
 @csr_spmm_backward.register_fake
@@ -145,7 +154,8 @@ def _spmm_backward(ctx, grad: Tensor):
     grad_values: Optional[Tensor] = None
     grad_x: Optional[Tensor] = None
     need_values, need_x = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
-    if ctx.backend == CPP and not x.is_cuda and values.dim() == 1 and not torch.is_grad_enabled():
+    if (ctx.backend == CPP and values.dim() == 1 and not torch.is_grad_enabled()
+            and (not x.is_cuda or triton_kernels.available())):
         # one pass for both; a double backward (grad mode on) takes the differentiable composition below
         grad_values, grad_x = csr_spmm_backward(t_crow, t_col, t_perm, values, x, grad.contiguous(), need_values,
                                                 need_x)

@@ -7,12 +7,13 @@ Backends:
     - ``"torch_sparse"``: ``torch_sparse``'s ``spmm_sum`` kernel (``pip install -e .[sparse]``), used only when
       asked for by name or by ``$BELTRAMI_SPARSE_BACKEND`` (it measured ~3x slower than torch's CSR kernel
       here). The autograd formula is the same for both kernels.
-    - ``"cpp"``: a C++ CSR kernel of our own for the CPU (:mod:`beltrami.sparse.cpu_kernels`, compiled on
-      first use; offered where a C++ compiler is found, or where a CUDA device and triton are). It measured
-      1.4-1.8x faster than torch's CSR kernel on one thread; on CUDA tensors it runs torch's kernel. With it,
-      a time-dependent Beltrami flow with dot-product attention and a row softmax computes scores, softmax,
-      head mean and aggregation in one fused kernel (``beltrami::attention_diffusion``: C++ on the CPU,
-      Triton on CUDA, :mod:`beltrami.sparse.triton_kernels`).
+    - ``"cpp"``: kernels of our own, in C++ for the CPU (:mod:`beltrami.sparse.cpu_kernels`, compiled on
+      first use) and in Triton for CUDA (:mod:`beltrami.sparse.triton_kernels`; torch's kernel where triton
+      is missing); offered where a C++ compiler is found, or where a CUDA device and triton are. The CSR
+      product measured 1.4-1.8x faster than torch's on one CPU thread, and its backward computes both
+      gradients in one pass. With it, a time-dependent Beltrami flow with dot-product attention and a row
+      softmax computes scores, softmax, head mean and aggregation in one fused kernel
+      (``beltrami::attention_diffusion``).
     - ``"pyg_lib"``: the hook for pyg-lib's segment matmul; it has no installable build here, so asking for
       it raises a clear error instead of silently falling back.
 """

@@ -1,20 +1,26 @@
-"""The fused attention diffusion (``beltrami::attention_diffusion``) on CUDA, written in Triton.
+"""The CUDA half of sparse backend ``"cpp"``, written in Triton: the fused attention diffusion
+(``beltrami::attention_diffusion``) and the CSR product with its one-pass backward (``beltrami::csr_spmm``,
+``beltrami::csr_spmm_backward``).
 
-The same computation and the same passes as the C++ CPU kernel (``csrc/attention_cpu.cpp``, whose header
+The attention kernels make the same passes as the C++ CPU kernel (``csrc/attention_cpu.cpp``, whose header
 gives the formulas): one program per CSR row computes the scores of its edges (a row of ``q`` gathered per
 edge), their softmax per head and the weighted sum of the rows of ``x``; the backward makes one pass over
 the rows (gradients of ``k``, of the scores and of ``alpha``) and one over the columns through the transpose
-(gradients of ``q`` and ``x``, gathered, so no two programs write one row and no atomics are needed).
-Where a pass rewrites a block of ``att`` or ``ds`` in place, a barrier separates the reads from the writes: an
+(gradients of ``q`` and ``x``, gathered, so no two programs write one row and no atomics are needed). Where
+a pass rewrites a block of ``att`` or ``ds`` in place, a barrier separates the reads from the writes: an
 element may be held by several threads, and without it a thread of another warp could read a value already
-overwritten (seen on an H200 with 4 warps: the gradient of ``k`` off by 0.1). Edges are taken ``BLOCK_E`` at
-a time; heads, head width and feature width are padded to powers of two and
-masked. ``alpha`` and ``scale`` are read from device tensors of ``x``'s dtype: no host synchronisation, and
-no float32 rounding of ``scale`` (a Python float reaches a Triton kernel as float32).
+overwritten (seen on an H200 with 4 warps: the gradient of ``k`` off by 0.1). ``alpha`` and ``scale`` are
+read from device tensors of ``x``'s dtype: no host synchronisation, and no float32 rounding of ``scale`` (a
+Python float reaches a Triton kernel as float32).
 
-Composed from torch's kernels, one evaluation of the Beltrami function forward+backward reached 0.23 of an
-H200's copy bandwidth at ogbn-arxiv's size (``docs/design-notes.md``): the ``[E, H]`` scores are read a dozen
-times and ``q`` and ``x`` gathered once per head and per kernel. Here each is gathered once per pass.
+The SpMM backward is the C++ one's too (``csrc/csr_spmm_cpu.cpp``): one pass over the columns computes both
+``<grad[i], x[j]>`` and ``A^T grad`` from one gathered row ``grad[i]``.
+
+Every kernel takes the edges of a row ``BLOCK_E`` at a time, one warp per row; heads, head width and
+feature width are padded to powers of two and masked. Composed from torch's kernels, one evaluation of the
+Beltrami function forward+backward reached 0.23 of an H200's copy bandwidth at ogbn-arxiv's size
+(``docs/design-notes.md``): the ``[E, H]`` scores are read a dozen times and ``q`` and ``x`` gathered once
+per head and per kernel. Here each is gathered once per pass.
 
 Needs ``triton`` (shipped with PyTorch's CUDA wheels). ``TRITON_INTERPRET=1`` runs the kernels on CPU
 tensors through Triton's interpreter, which is how the tests check them on a machine without a GPU.
@@ -186,7 +192,52 @@ def _kernels():
         if NEED_KQ:
             tl.store(grad_kq + j * (2 * H * K) + H * K + hk, gq * tl.load(scale_ptr), mask=hk_mask)
 
-    return forward_rows, backward_rows, backward_cols
+    @triton.jit
+    def spmm_rows(crow, col, values, x, out, D: tl.constexpr, BD: tl.constexpr, BE: tl.constexpr):
+        i = tl.program_id(0).to(tl.int64)
+        start = tl.load(crow + i)
+        stop = tl.load(crow + i + 1)
+        cs, es = tl.arange(0, BD), tl.arange(0, BE)
+        c_mask = cs < D
+        acc = tl.zeros([BD], dtype=values.dtype.element_ty)
+        p0 = start
+        while p0 < stop:  # a while loop: Triton's interpreter cannot range() over loaded bounds
+            p = p0 + es
+            e_mask = p < stop
+            j = tl.load(col + p, mask=e_mask, other=0)
+            v = tl.load(values + p, mask=e_mask, other=0.0)
+            xj = tl.load(x + j[:, None] * D + cs[None, :], mask=e_mask[:, None] & c_mask[None, :], other=0.0)
+            acc += tl.sum(v[:, None] * xj, axis=0)
+            p0 += BE
+        tl.store(out + i * D + cs, acc, mask=c_mask)
+
+    @triton.jit
+    def spmm_backward_cols(t_crow, t_col, t_perm, values, x, grad, grad_values, grad_x, D: tl.constexpr,
+                           BD: tl.constexpr, BE: tl.constexpr, NEED_VALUES: tl.constexpr, NEED_X: tl.constexpr):
+        j = tl.program_id(0).to(tl.int64)
+        start = tl.load(t_crow + j)
+        stop = tl.load(t_crow + j + 1)
+        cs, es = tl.arange(0, BD), tl.arange(0, BE)
+        c_mask = cs < D
+        x_j = tl.load(x + j * D + cs, mask=c_mask, other=0.0)
+        gx = tl.zeros([BD], dtype=x_j.dtype)
+        p0 = start
+        while p0 < stop:
+            p = p0 + es
+            e_mask = p < stop
+            e = tl.load(t_perm + p, mask=e_mask, other=0)  # the entry (i, j) of A stored at p of A^T
+            i = tl.load(t_col + p, mask=e_mask, other=0)
+            gi = tl.load(grad + i[:, None] * D + cs[None, :], mask=e_mask[:, None] & c_mask[None, :], other=0.0)
+            if NEED_VALUES:
+                tl.store(grad_values + e, tl.sum(gi * x_j[None, :], axis=1), mask=e_mask)
+            if NEED_X:
+                v = tl.load(values + e, mask=e_mask, other=0.0)
+                gx += tl.sum(v[:, None] * gi, axis=0)
+            p0 += BE
+        if NEED_X:
+            tl.store(grad_x + j * D + cs, gx, mask=c_mask)
+
+    return forward_rows, backward_rows, backward_cols, spmm_rows, spmm_backward_cols
 
 
 def _sizes(kq: Tensor, x: Tensor) -> dict:
@@ -201,7 +252,7 @@ def attention_diffusion(crow: Tensor, col: Tensor, kq: Tensor, x: Tensor, alpha:
                         scale: float) -> Tuple[Tensor, Tensor]:
     """``(alpha (A x - x), att)``: ``kq`` ``[N, 2, H, K]``, ``x`` ``[N, D]``, ``alpha`` one element ->
     ``[N, D]`` and the per-head attention ``[E, H]``."""
-    forward_rows, _, _ = _kernels()
+    forward_rows = _kernels()[0]
     kq, x = kq.detach().contiguous(), x.detach().contiguous()
     n = kq.shape[0]
     out = torch.empty_like(x)
@@ -216,7 +267,7 @@ def attention_diffusion_backward(crow: Tensor, col: Tensor, t_crow: Tensor, t_co
                                  kq: Tensor, x: Tensor, alpha: Tensor, att: Tensor, grad: Tensor, scale: float,
                                  need_kq: bool, need_x: bool, need_alpha: bool) -> List[Tensor]:
     """``[grad_kq, grad_x, grad_alpha]`` (empty tensors where not needed) of :func:`attention_diffusion`."""
-    _, backward_rows, backward_cols = _kernels()
+    backward_rows, backward_cols = _kernels()[1:3]
     kq, x, att, grad = (t.detach().contiguous() for t in (kq, x, att, grad))
     n = kq.shape[0]
     a = alpha.detach().reshape(1).to(x.dtype)
@@ -236,3 +287,34 @@ def attention_diffusion_backward(crow: Tensor, col: Tensor, t_crow: Tensor, t_co
                             NEED_X=need_x, **sizes)
     grad_alpha = terms.sum().to(x.dtype).reshape(alpha.shape) if need_alpha else alpha.new_empty(0)
     return [grad_kq if need_kq else kq.new_empty(0), grad_x if need_x else x.new_empty(0), grad_alpha]
+
+
+def _spmm_sizes(x: Tensor) -> dict:
+    import triton
+
+    return dict(D=x.shape[1], BD=triton.next_power_of_2(x.shape[1]), BE=BLOCK_E, num_warps=NUM_WARPS)
+
+
+def csr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor) -> Tensor:
+    """``A(values) @ x``: ``values`` ``[E]``, ``x`` ``[N, D]`` -> ``[N, D]``, one program per row."""
+    values, x = values.detach().contiguous(), x.detach().contiguous()
+    n = crow.shape[0] - 1
+    out = x.new_empty((n, x.shape[1]))
+    if n:
+        _kernels()[3][(n,)](crow, col, values, x, out, **_spmm_sizes(x))
+    return out
+
+
+def csr_spmm_backward(t_crow: Tensor, t_col: Tensor, t_perm: Tensor, values: Tensor, x: Tensor, grad: Tensor,
+                      need_values: bool, need_x: bool) -> List[Tensor]:
+    """``[grad_values, grad_x]`` of :func:`csr_spmm` in one pass over ``A^T`` (empty where not needed):
+    ``<grad[i], x[j]>`` and ``A^T grad`` share each gathered row ``grad[i]``."""
+    values, x, grad = (t.detach().contiguous() for t in (values, x, grad))
+    n = x.shape[0]
+    unused = x.new_empty(1)
+    grad_values = torch.empty_like(values) if need_values else unused
+    grad_x = torch.empty_like(x) if need_x else unused
+    if n and (need_values or need_x):
+        _kernels()[4][(n,)](t_crow, t_col, t_perm, values, x, grad, grad_values, grad_x, NEED_VALUES=need_values,
+                            NEED_X=need_x, **_spmm_sizes(x))
+    return [grad_values if need_values else values.new_empty(0), grad_x if need_x else x.new_empty(0)]

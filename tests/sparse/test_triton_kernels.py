@@ -1,4 +1,4 @@
-"""The Triton kernels of the fused attention diffusion, run on the CPU through Triton's interpreter
+"""The Triton kernels (fused attention diffusion, CSR product and its backward), run on the CPU through Triton's interpreter
 (``TRITON_INTERPRET=1``) in a subprocess, so that the compiled kernels of this process stay untouched; on a
 GPU ``tests/test_gpu.py`` runs them compiled."""
 import json
@@ -48,13 +48,26 @@ for dtype in (torch.float64, torch.float32):
             key = name + ("" if all(need) else "_alone")
             err[key] = max(err.get(key, 0.0), (got.double() - ref).abs().max().item() if wanted else 0.0)
             assert wanted or got.numel() == 0
+    # the CSR product and its one-pass backward, against torch's kernels
+    v = torch.randn(g.num_edges, generator=gen, dtype=torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (v, x)]
+    prod_ref = spmm(c, *leaves)
+    prod_grads = torch.autograd.grad((prod_ref * w).sum(), leaves)
+    err["spmm"] = (triton_kernels.csr_spmm(c.crow, c.col, v.to(dtype), x.to(dtype)).double() - prod_ref).abs().max().item()
+    for need in ((True, True), (True, False), (False, True)):
+        grads = triton_kernels.csr_spmm_backward(c.t_crow, c.t_col, c.t_perm, v.to(dtype), x.to(dtype), w.to(dtype),
+                                                 *need)
+        for name, wanted, got, ref in zip(("spmm_values", "spmm_x"), need, grads, prod_grads):
+            key = name + ("" if all(need) else "_alone")
+            err[key] = max(err.get(key, 0.0), (got.double() - ref).abs().max().item() if wanted else 0.0)
+            assert wanted or got.numel() == 0
     report[str(dtype)] = err
 print(json.dumps(report))
 """
 
 
 @pytest.mark.skipif(not triton_kernels.available(), reason="triton is not installed")
-def test_fused_attention_triton_kernels_match_the_composed_kernels():
+def test_triton_kernels_match_the_composed_kernels():
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
