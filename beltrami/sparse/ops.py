@@ -24,12 +24,11 @@ Shapes: ``values`` ``[E]`` with ``x`` ``[N, D]`` -> ``[N, D]``; or per-head ``va
 from __future__ import annotations
 
 import warnings
+from types import ModuleType
 from typing import List, Optional
 
 import torch
 from torch import Tensor
-
-from . import triton_kernels
 
 # torch warns on every CSR construction that sparse CSR is "beta"; the kernels below are tested here.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -37,6 +36,16 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, ncols: int) -> Tensor:
     return torch.sparse_csr_tensor(crow, col, values, (crow.numel() - 1, ncols), check_invariants=False)
+
+
+def _triton() -> Optional[ModuleType]:
+    """:mod:`beltrami.sparse.triton_kernels` where triton is installed; None where it is not, or where this
+    file was loaded on its own (an exported TorchScript model registers these ops without the package)."""
+    try:
+        from . import triton_kernels
+    except ImportError:
+        return None
+    return triton_kernels if triton_kernels.available() else None
 
 
 def gather_rows(x: Tensor, index: Tensor) -> Tensor:
@@ -67,7 +76,8 @@ def _spmm_one(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, backend: int
         from .cpu_kernels import load
 
         return load().csr_spmm(crow, col, values.detach(), x.detach())
-    if backend == CPP and triton_kernels.available():
+    triton_kernels = _triton() if backend == CPP else None
+    if triton_kernels is not None:  # CUDA
         return triton_kernels.csr_spmm(crow, col, values, x)
     if backend == TORCH_SPARSE:
         import torch_sparse  # noqa: F401  (registers torch.ops.torch_sparse)
@@ -129,9 +139,10 @@ def _save_spmm(ctx, inputs, output) -> None:
 @torch.library.custom_op("beltrami::csr_spmm_backward", mutates_args=())
 def csr_spmm_backward(t_crow: Tensor, t_col: Tensor, t_perm: Tensor, values: Tensor, x: Tensor, grad: Tensor,
                       need_values: bool, need_x: bool) -> List[Tensor]:
-    """``[grad_values, grad_x]`` of ``csr_spmm`` for ``[E]`` values in one pass over ``A^T`` (backend ``"cpp"``:
-    C++ on the CPU, Triton on CUDA; empty tensors where not needed): the sampled product ``<grad[i], x[j]>`` and the
-    product with ``A^T`` share each gathered row ``grad[i]``. First derivatives only."""
+    """``[grad_values, grad_x]`` of ``csr_spmm`` for ``[E]`` values in one pass over ``A^T`` (backend
+    ``"cpp"``: C++ on the CPU, Triton on CUDA; empty tensors where not needed): the sampled product
+    ``<grad[i], x[j]>`` and the product with ``A^T`` share each gathered row ``grad[i]``. First derivatives
+    only."""
     from .cpu_kernels import load
 
     grads = load().csr_spmm_backward(t_crow, t_col, t_perm, values.detach(), x.detach(), grad.detach(), need_values,
@@ -141,6 +152,8 @@ def csr_spmm_backward(t_crow: Tensor, t_col: Tensor, t_perm: Tensor, values: Ten
 
 @csr_spmm_backward.register_kernel("cuda")
 def _(t_crow, t_col, t_perm, values, x, grad, need_values, need_x):
+    from . import triton_kernels
+
     return triton_kernels.csr_spmm_backward(t_crow, t_col, t_perm, values, x, grad, need_values, need_x)
 
 
@@ -155,7 +168,7 @@ def _spmm_backward(ctx, grad: Tensor):
     grad_x: Optional[Tensor] = None
     need_values, need_x = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
     if (ctx.backend == CPP and values.dim() == 1 and not torch.is_grad_enabled()
-            and (not x.is_cuda or triton_kernels.available())):
+            and (not x.is_cuda or _triton() is not None)):
         # one pass for both; a double backward (grad mode on) takes the differentiable composition below
         grad_values, grad_x = csr_spmm_backward(t_crow, t_col, t_perm, values, x, grad.contiguous(), need_values,
                                                 need_x)
@@ -260,9 +273,9 @@ def _softmax_double_backward(ctx, v: Tensor):
 def attention_diffusion(crow: Tensor, col: Tensor, kq: Tensor, x: Tensor, alpha: Tensor, t_crow: Tensor,
                         t_col: Tensor, t_perm: Tensor, scale: float) -> List[Tensor]:
     """Fused ``alpha (A(k, q) @ x - x)`` (C++ kernel on the CPU, Triton on CUDA): ``A`` the head mean of the
-    row softmax of the scores ``scale * <k[i, h], q[j, h]>``. Returns ``[out, att]``: ``out`` ``[N, D]`` and the per-head
-    attention ``att`` ``[E, H]`` (kept for the backward; not differentiable). ``kq``: ``[N, 2, H, K]``, keys
-    then queries; ``x``: ``[N, D]``; ``alpha``: a one-element tensor."""
+    row softmax of the scores ``scale * <k[i, h], q[j, h]>``. Returns ``[out, att]``: ``out`` ``[N, D]`` and
+    the per-head attention ``att`` ``[E, H]`` (kept for the backward; not differentiable). ``kq``:
+    ``[N, 2, H, K]``, keys then queries; ``x``: ``[N, D]``; ``alpha``: a one-element tensor."""
     from .cpu_kernels import load
 
     return list(load().attention_diffusion(crow, col, kq.detach(), x.detach(), alpha.detach(), scale))

@@ -1,6 +1,6 @@
-"""The Triton kernels (fused attention diffusion, CSR product and its backward), run on the CPU through Triton's interpreter
-(``TRITON_INTERPRET=1``) in a subprocess, so that the compiled kernels of this process stay untouched; on a
-GPU ``tests/test_gpu.py`` runs them compiled."""
+"""The Triton kernels (fused attention diffusion, CSR product and its backward), run on the CPU through
+Triton's interpreter (``TRITON_INTERPRET=1``) in a subprocess, so that the compiled kernels of this process
+stay untouched; on a GPU ``tests/test_gpu.py`` runs them compiled."""
 import json
 import os
 import subprocess
@@ -53,7 +53,8 @@ for dtype in (torch.float64, torch.float32):
     leaves = [t.clone().requires_grad_() for t in (v, x)]
     prod_ref = spmm(c, *leaves)
     prod_grads = torch.autograd.grad((prod_ref * w).sum(), leaves)
-    err["spmm"] = (triton_kernels.csr_spmm(c.crow, c.col, v.to(dtype), x.to(dtype)).double() - prod_ref).abs().max().item()
+    prod = triton_kernels.csr_spmm(c.crow, c.col, v.to(dtype), x.to(dtype))
+    err["spmm"] = (prod.double() - prod_ref).abs().max().item()
     for need in ((True, True), (True, False), (False, True)):
         grads = triton_kernels.csr_spmm_backward(c.t_crow, c.t_col, c.t_perm, v.to(dtype), x.to(dtype), w.to(dtype),
                                                  *need)
