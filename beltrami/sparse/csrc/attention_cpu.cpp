@@ -9,9 +9,8 @@
 // mean, a CSR product, the relaxation alpha (A x - x) and their backward passes) the same computation reads
 // the [E, H] scores a dozen times, gathers the rows of q and x once per head and per kernel, and streams
 // [N, D] temporaries through memory; on graphs of ogbn-arxiv's size those gathers come from DRAM. Here a row
-// of q and a row of x are fetched once per edge in the forward; the backward makes one pass over the rows
-// (the gradients of k, of the scores and of alpha) and one over the columns, through the transpose (the
-// gradients of q and x, gathered rather than scattered, so threads never write the same row).
+// of q and a row of x are fetched once per edge in the forward; the backward makes three passes (see
+// backward_grad_cols below), gathering rather than scattering, so threads never write the same row.
 #include "kernels.h"
 
 #include <ATen/Parallel.h>
@@ -80,54 +79,83 @@ void forward_rows(const int64_t* crow, const int64_t* col, const scalar_t* kq, c
   });
 }
 
-// Over the rows, with e[p] = alpha <g[i], x[j]>: da[p] = e[p] / H (the head mean spreads the weight's
-// gradient evenly), ds[p, h] = a[p, h] (da[p] - sum_{p' in row i} a[p', h] da[p']) (softmax backward) and
-// grad k[i, h] = scale * sum_p ds[p, h] q[j, h]; ds is kept for the column pass. The gradient of alpha is
-// sum_i <g[i], (A x - x)[i]> = sum_i (sum_p mean_h(a[p, h]) <g[i], x[j]> - <g[i], x[i]>), one term per row
-// in alpha_terms (summed afterwards, in double).
+// The backward in three passes, with g the gradient of out and e[p] = alpha <g[i], x[j]> for p = (i, j):
+//   1. over the columns, through the transpose (t_perm[p'] is the entry of A stored at position p' of A^T):
+//      grad x[j] = alpha (sum_{i: (i, j) in A} mean_h(a[(i, j), h]) g[i] - g[j]), the weight gradients
+//      da[p] = e[p] / H (the head mean spreads a weight's gradient evenly) and the terms of the gradient of
+//      alpha, sum_j (sum_{(i, j)} mean_h(a[(i, j), h]) <g[i], x[j]> - <g[j], x[j]>), per column (summed
+//      afterwards, in double). Both uses of g[i] share one fetch of that row, and x[j] is the pass's own row.
+//   2. over the rows: ds[p, h] = a[p, h] (da[p] - sum_{p' in row i} a[p', h] da[p']) (softmax backward) and
+//      grad k[i, h] = scale * sum_p ds[p, h] q[j, h].
+//   3. over the columns again: grad q[j, h] = scale * sum_{i: (i, j) in A} ds[(i, j), h] k[i, h].
+// Fetching rows from random places is the cost on graphs without locality: per edge this gathers g[i] (D
+// numbers), q[j] and k[i] (H K each), where a row pass gathering x[j] and q[j] and a column pass gathering
+// g[i] and k[i] fetched x[j] too. Threads own whole rows (or columns) of every output.
 template <typename scalar_t>
-void backward_rows(const int64_t* crow, const int64_t* col, const scalar_t* kq, const scalar_t* x,
-                   const scalar_t* att, const scalar_t* grad, scalar_t scale, scalar_t alpha, scalar_t* ds,
-                   scalar_t* grad_kq, double* alpha_terms, int64_t n, int64_t heads, int64_t kd, int64_t d) {
+void backward_grad_cols(const int64_t* t_crow, const int64_t* t_col, const int64_t* t_perm, const scalar_t* x,
+                        const scalar_t* att, const scalar_t* grad, scalar_t alpha, scalar_t* da, scalar_t* grad_x,
+                        double* alpha_terms, int64_t n, int64_t heads, int64_t d) {
+  const int64_t nnz = t_crow[n];
+  const scalar_t inv_heads = scalar_t(1) / static_cast<scalar_t>(heads);
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      scalar_t* gx = grad_x ? grad_x + j * d : nullptr;
+      if (gx) for (int64_t c = 0; c < d; ++c) gx[c] = 0;
+      const scalar_t* xj = x + j * d;
+      scalar_t term = 0;  // sum over the column of mean_h(a) <g[i], x[j]>
+      const int64_t stop = t_crow[j + 1];
+      for (int64_t p = t_crow[j]; p < stop; ++p) {
+        if (p + kPrefetchAhead < nnz) {
+          prefetch_row(grad + t_col[p + kPrefetchAhead] * d, d);
+          __builtin_prefetch(att + t_perm[p + kPrefetchAhead] * heads);
+        }
+        const int64_t e = t_perm[p];
+        const scalar_t* gi = grad + t_col[p] * d;
+        scalar_t w = 0;
+        for (int64_t h = 0; h < heads; ++h) w += att[e * heads + h];
+        w *= inv_heads;
+        if (da || alpha_terms) {
+          const scalar_t gxj = dot(gi, xj, d);
+          if (da) da[e] = alpha * gxj * inv_heads;
+          term += w * gxj;
+        }
+        if (gx) {
+#pragma omp simd
+          for (int64_t c = 0; c < d; ++c) gx[c] += w * gi[c];
+        }
+      }
+      const scalar_t* gj = grad + j * d;
+      if (gx) {
+#pragma omp simd
+        for (int64_t c = 0; c < d; ++c) gx[c] = alpha * (gx[c] - gj[c]);
+      }
+      if (alpha_terms) alpha_terms[j] = static_cast<double>(term) - static_cast<double>(dot(gj, xj, d));
+    }
+  });
+}
+
+template <typename scalar_t>
+void backward_key_rows(const int64_t* crow, const int64_t* col, const scalar_t* kq, const scalar_t* att,
+                       const scalar_t* da, scalar_t scale, scalar_t* ds, scalar_t* grad_kq, int64_t n, int64_t heads,
+                       int64_t kd) {
   const int64_t nnz = crow[n];
   const int64_t hk = heads * kd, row = 2 * hk;
-  const scalar_t inv_heads = scalar_t(1) / static_cast<scalar_t>(heads);
   at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> acc(heads);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t start = crow[i], stop = crow[i + 1];
-      const scalar_t* gi = grad + i * d;
       for (int64_t h = 0; h < heads; ++h) acc[h] = 0;
-      scalar_t ax = 0;  // <g[i], (A x)[i]>
-      for (int64_t p = start; p < stop; ++p) {
-        if (p + kPrefetchAhead < nnz) {  // q too, for the gradient of k below
-          prefetch_row(x + col[p + kPrefetchAhead] * d, d);
-          if (ds) prefetch_row(kq + col[p + kPrefetchAhead] * row + hk, hk);
-        }
-        const scalar_t gx = dot(gi, x + col[p] * d, d);
-        const scalar_t* ap = att + p * heads;
-        if (alpha_terms) {  // the edge's weight, mean_h a[p, h], only for the gradient of alpha
-          scalar_t w = 0;
-          for (int64_t h = 0; h < heads; ++h) w += ap[h];
-          ax += w * inv_heads * gx;
-        }
-        if (!ds) continue;
-        const scalar_t da = alpha * gx * inv_heads;
-        for (int64_t h = 0; h < heads; ++h) {
-          ds[p * heads + h] = ap[h] * da;
-          acc[h] += ds[p * heads + h];
-        }
-      }
-      if (alpha_terms) alpha_terms[i] = static_cast<double>(ax) - static_cast<double>(dot(gi, x + i * d, d));
-      if (!ds) continue;
       for (int64_t p = start; p < stop; ++p)
-        for (int64_t h = 0; h < heads; ++h) ds[p * heads + h] -= att[p * heads + h] * acc[h];
+        for (int64_t h = 0; h < heads; ++h) acc[h] += att[p * heads + h] * da[p];
       scalar_t* gk = grad_kq + i * row;
       for (int64_t c = 0; c < hk; ++c) gk[c] = 0;
       for (int64_t p = start; p < stop; ++p) {
+        if (p + kPrefetchAhead < nnz) prefetch_row(kq + col[p + kPrefetchAhead] * row + hk, hk);
         const scalar_t* qj = kq + col[p] * row + hk;
         for (int64_t h = 0; h < heads; ++h) {
-          const scalar_t w = ds[p * heads + h] * scale;
+          const scalar_t dsh = att[p * heads + h] * (da[p] - acc[h]);
+          ds[p * heads + h] = dsh;
+          const scalar_t w = dsh * scale;
 #pragma omp simd
           for (int64_t c = 0; c < kd; ++c) gk[h * kd + c] += w * qj[h * kd + c];
         }
@@ -136,58 +164,29 @@ void backward_rows(const int64_t* crow, const int64_t* col, const scalar_t* kq, 
   });
 }
 
-// Over the columns, through the transpose (t_perm[p'] is the entry of A stored at position p' of A^T):
-// grad q[j, h] = scale * sum_{i: (i, j) in A} ds[(i, j), h] k[i, h] and
-// grad x[j] = alpha * (sum_{i: (i, j) in A} mean_h(a[(i, j), h]) g[i] - g[j]).
 template <typename scalar_t>
-void backward_cols(const int64_t* t_crow, const int64_t* t_col, const int64_t* t_perm, const scalar_t* kq,
-                   const scalar_t* att, const scalar_t* ds, const scalar_t* grad, scalar_t scale, scalar_t alpha,
-                   scalar_t* grad_kq, scalar_t* grad_x, int64_t n, int64_t heads, int64_t kd, int64_t d) {
+void backward_query_cols(const int64_t* t_crow, const int64_t* t_col, const int64_t* t_perm, const scalar_t* kq,
+                         const scalar_t* ds, scalar_t scale, scalar_t* grad_kq, int64_t n, int64_t heads,
+                         int64_t kd) {
   const int64_t nnz = t_crow[n];
   const int64_t hk = heads * kd, row = 2 * hk;
-  const scalar_t inv_heads = scalar_t(1) / static_cast<scalar_t>(heads);
   at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
-      scalar_t* gq = ds ? grad_kq + j * row + hk : nullptr;
-      scalar_t* gx = grad_x ? grad_x + j * d : nullptr;
-      if (gq) for (int64_t c = 0; c < hk; ++c) gq[c] = 0;
-      if (gx) for (int64_t c = 0; c < d; ++c) gx[c] = 0;
+      scalar_t* gq = grad_kq + j * row + hk;
+      for (int64_t c = 0; c < hk; ++c) gq[c] = 0;
       const int64_t stop = t_crow[j + 1];
       for (int64_t p = t_crow[j]; p < stop; ++p) {
         if (p + kPrefetchAhead < nnz) {
-          const int64_t ahead = t_col[p + kPrefetchAhead];
-          const int64_t e_ahead = t_perm[p + kPrefetchAhead];
-          if (gx) {
-            prefetch_row(grad + ahead * d, d);
-            __builtin_prefetch(att + e_ahead * heads);
-          }
-          if (gq) {
-            prefetch_row(kq + ahead * row, hk);
-            __builtin_prefetch(ds + e_ahead * heads);
-          }
+          prefetch_row(kq + t_col[p + kPrefetchAhead] * row, hk);
+          __builtin_prefetch(ds + t_perm[p + kPrefetchAhead] * heads);
         }
-        const int64_t e = t_perm[p], i = t_col[p];
-        if (gx) {
-          scalar_t w = 0;
-          for (int64_t h = 0; h < heads; ++h) w += att[e * heads + h];
-          w *= inv_heads;
-          const scalar_t* gi = grad + i * d;
+        const int64_t e = t_perm[p];
+        const scalar_t* ki = kq + t_col[p] * row;
+        for (int64_t h = 0; h < heads; ++h) {
+          const scalar_t w = ds[e * heads + h] * scale;
 #pragma omp simd
-          for (int64_t c = 0; c < d; ++c) gx[c] += w * gi[c];
+          for (int64_t c = 0; c < kd; ++c) gq[h * kd + c] += w * ki[h * kd + c];
         }
-        if (gq) {
-          const scalar_t* ki = kq + i * row;
-          for (int64_t h = 0; h < heads; ++h) {
-            const scalar_t w = ds[e * heads + h] * scale;
-#pragma omp simd
-            for (int64_t c = 0; c < kd; ++c) gq[h * kd + c] += w * ki[h * kd + c];
-          }
-        }
-      }
-      if (gx) {
-        const scalar_t* gj = grad + j * d;
-#pragma omp simd
-        for (int64_t c = 0; c < d; ++c) gx[c] = alpha * (gx[c] - gj[c]);
       }
     }
   });
@@ -240,26 +239,31 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> attention_diffusion_back
   const auto kq_c = kq.contiguous(), x_c = x.contiguous(), att_c = att.contiguous(), grad_c = grad.contiguous();
   const int64_t n = kq_c.size(0), heads = kq_c.size(2), kd = kq_c.size(3), d = x_c.size(1);
   const double a = alpha.item<double>();
-  torch::Tensor grad_kq, grad_x, grad_alpha, ds, alpha_terms;
+  torch::Tensor grad_kq, grad_x, grad_alpha, ds, da, alpha_terms;
   if (need_kq) {
     grad_kq = torch::empty_like(kq_c);
     ds = torch::empty_like(att_c);
+    da = torch::empty({att_c.size(0)}, att_c.options());
   }
   if (need_x) grad_x = torch::empty_like(x_c);
   if (need_alpha) alpha_terms = torch::empty({n}, x_c.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(x_c.scalar_type(), "attention_diffusion_backward_cpu", [&] {
     const auto s = static_cast<scalar_t>(scale), al = static_cast<scalar_t>(a);
-    scalar_t* ds_ptr = need_kq ? ds.data_ptr<scalar_t>() : nullptr;
-    scalar_t* grad_kq_ptr = need_kq ? grad_kq.data_ptr<scalar_t>() : nullptr;
-    if (need_kq || need_alpha)
-      backward_rows<scalar_t>(crow_c.data_ptr<int64_t>(), col_c.data_ptr<int64_t>(), kq_c.data_ptr<scalar_t>(),
-                              x_c.data_ptr<scalar_t>(), att_c.data_ptr<scalar_t>(), grad_c.data_ptr<scalar_t>(), s, al,
-                              ds_ptr, grad_kq_ptr, need_alpha ? alpha_terms.data_ptr<double>() : nullptr, n, heads,
-                              kd, d);
-    if (need_kq || need_x)
-      backward_cols<scalar_t>(t_crow_c.data_ptr<int64_t>(), t_col_c.data_ptr<int64_t>(), t_perm_c.data_ptr<int64_t>(),
-                              kq_c.data_ptr<scalar_t>(), att_c.data_ptr<scalar_t>(), ds_ptr, grad_c.data_ptr<scalar_t>(),
-                              s, al, grad_kq_ptr, need_x ? grad_x.data_ptr<scalar_t>() : nullptr, n, heads, kd, d);
+    scalar_t* da_ptr = need_kq ? da.data_ptr<scalar_t>() : nullptr;
+    if (need_kq || need_x || need_alpha)
+      backward_grad_cols<scalar_t>(t_crow_c.data_ptr<int64_t>(), t_col_c.data_ptr<int64_t>(),
+                                   t_perm_c.data_ptr<int64_t>(), x_c.data_ptr<scalar_t>(), att_c.data_ptr<scalar_t>(),
+                                   grad_c.data_ptr<scalar_t>(), al, da_ptr,
+                                   need_x ? grad_x.data_ptr<scalar_t>() : nullptr,
+                                   need_alpha ? alpha_terms.data_ptr<double>() : nullptr, n, heads, d);
+    if (need_kq) {
+      backward_key_rows<scalar_t>(crow_c.data_ptr<int64_t>(), col_c.data_ptr<int64_t>(), kq_c.data_ptr<scalar_t>(),
+                                  att_c.data_ptr<scalar_t>(), da_ptr, s, ds.data_ptr<scalar_t>(),
+                                  grad_kq.data_ptr<scalar_t>(), n, heads, kd);
+      backward_query_cols<scalar_t>(t_crow_c.data_ptr<int64_t>(), t_col_c.data_ptr<int64_t>(),
+                                    t_perm_c.data_ptr<int64_t>(), kq_c.data_ptr<scalar_t>(), ds.data_ptr<scalar_t>(),
+                                    s, grad_kq.data_ptr<scalar_t>(), n, heads, kd);
+    }
   });
   if (need_alpha) grad_alpha = alpha_terms.sum().to(x_c.scalar_type()).reshape(alpha.sizes());
   return {grad_kq, grad_x, grad_alpha};
