@@ -47,9 +47,10 @@ class _AttentionDiffusion(GraphODEFunction):
         self.add_source = add_source
         # the cpp backend computes dot-product attention with a row softmax and its aggregation in one kernel
         # (read by the time-dependent flow, whose every evaluation recomputes the attention): C++ on the CPU,
-        # Triton on CUDA where triton is installed (else the composed kernels run there)
+        # Triton on CUDA where triton is installed and z is at most MAX_WIDTH wide (else the composed kernels
+        # run there)
         self.fused = self.backend == CPP and attention.fusable
-        self.fused_cuda = self.fused and triton_kernels.available()
+        self.fused_cuda = self.fused and triton_kernels.available() and dim <= triton_kernels.MAX_WIDTH
         # alpha[0]: all channels, or the positional ones; alpha[1]: the feature channels when separate.
         self.alpha_train = nn.Parameter(torch.zeros(2))
         self.beta_train = nn.Parameter(torch.zeros(()))

@@ -48,6 +48,12 @@ def _triton() -> Optional[ModuleType]:
     return triton_kernels if triton_kernels.available() else None
 
 
+def _triton_width(width: int) -> bool:
+    """Whether the Triton kernels are here and take rows of this width."""
+    triton_kernels = _triton()
+    return triton_kernels is not None and width <= triton_kernels.MAX_WIDTH
+
+
 def gather_rows(x: Tensor, index: Tensor) -> Tensor:
     """``x.index_select(0, index)``, also fast on CUDA for narrow rows (``[N, H]`` per-head values).
 
@@ -77,7 +83,7 @@ def _spmm_one(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, backend: int
 
         return load().csr_spmm(crow, col, values.detach(), x.detach())
     triton_kernels = _triton() if backend == CPP else None
-    if triton_kernels is not None:  # CUDA
+    if triton_kernels is not None and x.shape[-1] <= triton_kernels.MAX_WIDTH:  # CUDA
         return triton_kernels.csr_spmm(crow, col, values, x)
     if backend == TORCH_SPARSE:
         import torch_sparse  # noqa: F401  (registers torch.ops.torch_sparse)
@@ -168,7 +174,7 @@ def _spmm_backward(ctx, grad: Tensor):
     grad_x: Optional[Tensor] = None
     need_values, need_x = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
     if (ctx.backend == CPP and values.dim() == 1 and not torch.is_grad_enabled()
-            and (not x.is_cuda or _triton() is not None)):
+            and (not x.is_cuda or _triton_width(x.shape[-1]))):
         # one pass for both; a double backward (grad mode on) takes the differentiable composition below
         grad_values, grad_x = csr_spmm_backward(t_crow, t_col, t_perm, values, x, grad.contiguous(), need_values,
                                                 need_x)

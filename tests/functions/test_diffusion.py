@@ -4,7 +4,7 @@ import torch
 
 import beltrami
 from beltrami.functions import BeltramiDiffusion, FrozenAttentionDiffusion, LaplacianDiffusion
-from beltrami.sparse import available_backends
+from beltrami.sparse import available_backends, triton_kernels
 
 from tests.reference import dense, dense_attention, dense_diffusion_rhs, random_graph
 
@@ -62,6 +62,10 @@ def test_fused_cpp_attention_matches_dense(kind):
     """backend="cpp" runs dot-product attention, softmax, head mean and aggregation as one C++ kernel."""
     g, f = _beltrami(kind=kind, add_source=True, backend="cpp")
     assert f.fused
+    # on CUDA, Triton's kernels take z up to MAX_WIDTH wide; wider takes the composed kernels
+    assert f.fused_cuda == triton_kernels.available()
+    wide = BeltramiDiffusion(g, triton_kernels.MAX_WIDTH + 1, heads=1, attention_dim=2, backend="cpp")
+    assert wide.fused and not wide.fused_cuda
     torch.nn.init.normal_(f.attention.W_K.weight)
     torch.nn.init.normal_(f.attention.W_Q.weight)
     z0, z = torch.randn(g.num_nodes, 6, dtype=D), torch.randn(g.num_nodes, 6, dtype=D)
