@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from typing import List, Tuple
+from typing import Callable, List, NamedTuple, Tuple
 
 import torch
 from torch import Tensor
 
 BLOCK_E = 16  # edges per step: a whole row for most graphs (ogbn-arxiv's mean degree is 13.7)
-NUM_WARPS = 1  # per program (one CSR row): 4.97x the composed kernels' speed on an H200, against 2.4x with 4
+NUM_WARPS = 1  # per program (one CSR row): 5.1x the composed kernels' speed on an H200, against 2.5x with 4
 MAX_WIDTH = 256  # widest feature rows taken: a program holds a block of BLOCK_E rows in its registers; wider
 # rows take torch's kernels (SpMM) or the composed ones (attention), never spilled registers
 
@@ -48,8 +48,17 @@ def available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+class _Kernels(NamedTuple):
+    forward_rows: Callable
+    backward_rows: Callable
+    backward_cols: Callable
+    spmm_rows: Callable
+    spmm_backward_cols: Callable
+
+
 @functools.lru_cache(maxsize=None)
-def _kernels():
+def _kernels() -> _Kernels:
+    """The jitted kernels, defined on first use so that importing this module needs no triton."""
     import triton
     import triton.language as tl
 
@@ -241,7 +250,7 @@ def _kernels():
         if NEED_X:
             tl.store(grad_x + j * D + cs, gx, mask=c_mask)
 
-    return forward_rows, backward_rows, backward_cols, spmm_rows, spmm_backward_cols
+    return _Kernels(forward_rows, backward_rows, backward_cols, spmm_rows, spmm_backward_cols)
 
 
 def _sizes(kq: Tensor, x: Tensor) -> dict:
@@ -256,13 +265,12 @@ def attention_diffusion(crow: Tensor, col: Tensor, kq: Tensor, x: Tensor, alpha:
                         scale: float) -> Tuple[Tensor, Tensor]:
     """``(alpha (A x - x), att)``: ``kq`` ``[N, 2, H, K]``, ``x`` ``[N, D]``, ``alpha`` one element ->
     ``[N, D]`` and the per-head attention ``[E, H]``."""
-    forward_rows = _kernels()[0]
     kq, x = kq.detach().contiguous(), x.detach().contiguous()
     n = kq.shape[0]
     out = torch.empty_like(x)
     att = x.new_empty((col.shape[0], kq.shape[2]))
     if n:
-        forward_rows[(n,)](crow, col, kq, x, alpha.detach().reshape(1).to(x.dtype), out, att,
+        _kernels().forward_rows[(n,)](crow, col, kq, x, alpha.detach().reshape(1).to(x.dtype), out, att,
                            x.new_full((1,), scale), **_sizes(kq, x))
     return out, att
 
@@ -271,7 +279,7 @@ def attention_diffusion_backward(crow: Tensor, col: Tensor, t_crow: Tensor, t_co
                                  kq: Tensor, x: Tensor, alpha: Tensor, att: Tensor, grad: Tensor, scale: float,
                                  need_kq: bool, need_x: bool, need_alpha: bool) -> List[Tensor]:
     """``[grad_kq, grad_x, grad_alpha]`` (empty tensors where not needed) of :func:`attention_diffusion`."""
-    backward_rows, backward_cols = _kernels()[1:3]
+    kernels = _kernels()
     kq, x, att, grad = (t.detach().contiguous() for t in (kq, x, att, grad))
     n = kq.shape[0]
     a = alpha.detach().reshape(1).to(x.dtype)
@@ -283,10 +291,10 @@ def attention_diffusion_backward(crow: Tensor, col: Tensor, t_crow: Tensor, t_co
     sizes = _sizes(kq, x)
     scale_t = x.new_full((1,), scale)
     if n and (need_kq or need_alpha):
-        backward_rows[(n,)](crow, col, kq, x, a, att, grad, ds, grad_kq, terms, scale_t, NEED_KQ=need_kq,
+        kernels.backward_rows[(n,)](crow, col, kq, x, a, att, grad, ds, grad_kq, terms, scale_t, NEED_KQ=need_kq,
                             NEED_ALPHA=need_alpha, **sizes)
     if n and (need_kq or need_x):
-        backward_cols[(n,)](t_crow, t_col, t_perm, kq, a, att, ds, grad, grad_kq, grad_x, scale_t,
+        kernels.backward_cols[(n,)](t_crow, t_col, t_perm, kq, a, att, ds, grad, grad_kq, grad_x, scale_t,
                             NEED_KQ=need_kq,
                             NEED_X=need_x, **sizes)
     grad_alpha = terms.sum().to(x.dtype).reshape(alpha.shape) if need_alpha else alpha.new_empty(0)
@@ -305,7 +313,7 @@ def csr_spmm(crow: Tensor, col: Tensor, values: Tensor, x: Tensor) -> Tensor:
     n = crow.shape[0] - 1
     out = x.new_empty((n, x.shape[1]))
     if n:
-        _kernels()[3][(n,)](crow, col, values, x, out, **_spmm_sizes(x))
+        _kernels().spmm_rows[(n,)](crow, col, values, x, out, **_spmm_sizes(x))
     return out
 
 
@@ -319,6 +327,6 @@ def csr_spmm_backward(t_crow: Tensor, t_col: Tensor, t_perm: Tensor, values: Ten
     grad_values = torch.empty_like(values) if need_values else unused
     grad_x = torch.empty_like(x) if need_x else unused
     if n and (need_values or need_x):
-        _kernels()[4][(n,)](t_crow, t_col, t_perm, values, x, grad, grad_values, grad_x, NEED_VALUES=need_values,
-                            NEED_X=need_x, **_spmm_sizes(x))
+        _kernels().spmm_backward_cols[(n,)](t_crow, t_col, t_perm, values, x, grad, grad_values, grad_x,
+                                            NEED_VALUES=need_values, NEED_X=need_x, **_spmm_sizes(x))
     return [grad_values if need_values else values.new_empty(0), grad_x if need_x else x.new_empty(0)]
