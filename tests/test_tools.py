@@ -54,6 +54,11 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     assert scale == ["| blend-knn | dopri5 | adjoint | eager | cuda, torch 2.11 | 0.474 | 0.466 | 16797 | 27/16 | "
                      "31585 | gpu/arxiv-blend-cuda.json | "
                      "`beltrami-bench --dataset synthetic-arxiv --output out.json` |"]
+    # --from-json without files is a mistake, not a request for empty tables
+    bad = subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--from-json", "--markdown", str(md),
+                          "--results-dir", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--from-json needs the result files" in bad.stderr
+    assert md.read_text() == text
 
 
 def test_reproduce_runs_a_row_and_leaves_no_partial_file(tmp_path):

@@ -194,6 +194,8 @@ def main(argv=None) -> int:
     if args.split is not None and args.split not in SPLITS[args.table]:
         p.error(f"--split {args.split} does not belong to Table {args.table} (choose from "
                 f"{', '.join(SPLITS[args.table])})")
+    if args.from_json == []:  # an empty list would rewrite the markdown with empty tables
+        p.error("--from-json needs the result files to tabulate, e.g. --from-json docs/results/*.json")
     if args.merge is not None:
         if args.into is None:
             p.error("--merge needs --into")
