@@ -15,6 +15,14 @@ def random_graph(n=12, m=40, seed=0, self_loops=True, isolated=1):
     return beltrami.Graph.from_edge_index(ei, n).coalesce()
 
 
+def hub_graph(n, m, degree, seed=0):
+    """``random_graph(n, m)`` (last node isolated) plus node 0 joined both ways to ``degree`` other nodes: a
+    row and a column long enough to take several blocks of a blocked kernel."""
+    base = random_graph(n=n, m=m, seed=seed, isolated=1)
+    hub = torch.stack([torch.zeros(degree, dtype=torch.long), torch.arange(1, degree + 1) % (n - 1)])
+    return beltrami.Graph.from_edge_index(torch.cat([base.edge_index, hub, hub.flip(0)], 1), n).coalesce()
+
+
 def dense(graph, values):
     """``[N, N]`` (or ``[H, N, N]`` for ``[E, H]`` values) matrix with ``values`` at the graph's entries."""
     n = graph.num_nodes

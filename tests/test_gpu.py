@@ -16,7 +16,8 @@ from beltrami.solvers import solve
 from beltrami.sparse import available_backends, edge_softmax, spmm, triton_kernels
 from beltrami.sparse.softmax import column_softmax
 
-from tests.reference import dense, dense_attention, dense_diffusion_rhs, dense_row_softmax, random_graph
+from tests.reference import (dense, dense_attention, dense_diffusion_rhs, dense_row_softmax, hub_graph,
+                             random_graph)
 
 DEVICE = os.environ.get("BELTRAMI_TEST_DEVICE", "cuda")
 pytestmark = [pytest.mark.gpu,
@@ -174,9 +175,7 @@ def test_fused_attention_on_device_matches_composed_on_cpu(dtype, mode):
     """``backend="cpp"``: the fused kernel (Triton on CUDA, C++ on the CPU) against the composed kernels in
     float64 on the CPU, output and every gradient; heads, head width and channels that are not powers of two,
     a hub whose row and column take several blocks of edges, an isolated node."""
-    base = random_graph(n=200, m=3000, isolated=1)
-    hub = torch.stack([torch.zeros(100, dtype=torch.long), torch.arange(1, 101)])
-    g = beltrami.Graph.from_edge_index(torch.cat([base.edge_index, hub, hub.flip(0)], 1), 200).coalesce()
+    g = hub_graph(200, 3000, 100)
     torch.manual_seed(0)
     ref_f = BeltramiDiffusion(g, 67, pos_dim=3, heads=3, attention_dim=15, add_source=True).double()
     fused = BeltramiDiffusion(g, 67, pos_dim=3, heads=3, attention_dim=15, add_source=True, backend="cpp").double()

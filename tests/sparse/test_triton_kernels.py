@@ -21,12 +21,9 @@ SCRIPT = r"""
 import json, torch
 from beltrami.sparse import sddmm, spmm, triton_kernels
 from beltrami.sparse.softmax import segment_softmax
-from tests.reference import random_graph
-import beltrami
+from tests.reference import hub_graph
 
-base = random_graph(n=40, m=300, isolated=1)
-hub = torch.stack([torch.zeros(45, dtype=torch.long), torch.arange(1, 46) % 39])
-g = beltrami.Graph.from_edge_index(torch.cat([base.edge_index, hub, hub.flip(0)], 1), 40).coalesce()
+g = hub_graph(40, 300, 45)
 c = g.csr()
 gen = torch.Generator().manual_seed(0)
 kq = torch.randn(40, 2, 3, 5, generator=gen, dtype=torch.float64)
