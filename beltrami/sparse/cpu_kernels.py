@@ -11,6 +11,7 @@ instruction.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import sys
@@ -21,6 +22,7 @@ import torch
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = [CSRC / name for name in ("csr_spmm_cpu.cpp", "attention_cpu.cpp", "bindings.cpp")]
+HEADERS = [CSRC / "kernels.h"]
 _MARCH = {"AVX512": "-march=x86-64-v4", "AVX2": "-march=x86-64-v3"}
 
 
@@ -29,7 +31,15 @@ def compiler_available() -> bool:
     backend is offered only then."""
     from torch.utils.cpp_extension import is_ninja_available
 
-    return all(src.is_file() for src in SOURCES) and shutil.which(os.environ.get("CXX", "c++")) is not None and is_ninja_available()
+    return (all(src.is_file() for src in SOURCES + HEADERS) and shutil.which(os.environ.get("CXX", "c++")) is not None
+            and is_ninja_available())
+
+
+def _headers_flag() -> str:
+    """A macro naming the headers' digest. torch's builder rebuilds when a source file or a build flag
+    changes, but does not read included headers: a change to ``kernels.h`` alone would load the stale build."""
+    digest = hashlib.sha256(b"".join(h.read_bytes() for h in HEADERS)).hexdigest()[:16]
+    return f"-DBELTRAMI_HEADERS_SHA256={digest}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,7 +48,7 @@ def load() -> ModuleType:
     from torch.utils.cpp_extension import load as load_extension
 
     level = torch.backends.cpu.get_cpu_capability()
-    flags = ["-O3", "-fopenmp"] + ([_MARCH[level]] if level in _MARCH else [])
+    flags = ["-O3", "-fopenmp"] + ([_MARCH[level]] if level in _MARCH else []) + [_headers_flag()]
     name = f"beltrami_cpu_kernels_{level.lower()}"
     print(f"beltrami: loading the C++ CPU kernels ({name}; the first build takes about a minute)",
           file=sys.stderr)

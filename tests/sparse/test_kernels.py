@@ -1,3 +1,7 @@
+import platform
+import shutil
+import subprocess
+
 import pytest
 import torch
 
@@ -126,6 +130,29 @@ def test_fused_attention_kernel_gradcheck_and_no_double_backward():
     (gkq,) = torch.autograd.grad(fn(kq, x, alpha).square().sum(), [kq], create_graph=True)
     with pytest.raises(RuntimeError, match="double backward through the fused C\\+\\+/Triton attention"):
         gkq.sum().backward()
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS or shutil.which("objdump") is None or platform.machine() != "x86_64",
+                    reason="needs the C++ kernels, objdump and an x86-64 build")
+def test_cpp_build_keeps_its_prefetches():
+    """The kernels' speed on graphs without locality is their software prefetches; GCC once deleted every one
+    of them (a helper whose only effect is a prefetch looked free of side effects) without changing a result."""
+    from beltrami.sparse.cpu_kernels import load
+
+    asm = subprocess.run(["objdump", "-d", load().__file__], capture_output=True, text=True, check=True).stdout
+    assert "prefetcht0" in asm and "prefetcht2" in asm  # the L1 and the L2 distances
+
+
+def test_cpp_build_follows_header_changes(tmp_path, monkeypatch):
+    """torch's builder rebuilds on changed sources and flags, not headers: the headers' digest is a flag."""
+    from beltrami.sparse import cpu_kernels
+
+    header = tmp_path / "kernels.h"
+    header.write_text("constexpr int a = 1;\n")
+    monkeypatch.setattr(cpu_kernels, "HEADERS", [header])
+    before = cpu_kernels._headers_flag()
+    header.write_text("constexpr int a = 2;\n")
+    assert cpu_kernels._headers_flag() != before and before.startswith("-DBELTRAMI_HEADERS_SHA256=")
 
 
 def test_cpp_backend_needs_a_compiler(monkeypatch):

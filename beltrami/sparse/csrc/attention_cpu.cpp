@@ -22,8 +22,7 @@
 namespace {
 
 using beltrami::dot;
-using beltrami::kPrefetchAhead;
-using beltrami::prefetch_row;
+using beltrami::prefetch_gather;
 
 template <typename scalar_t>
 void forward_rows(const int64_t* crow, const int64_t* col, const scalar_t* kq, const scalar_t* x, scalar_t scale,
@@ -41,10 +40,8 @@ void forward_rows(const int64_t* crow, const int64_t* col, const scalar_t* kq, c
       const scalar_t* ki = kq + i * row;
       for (int64_t h = 0; h < heads; ++h) row_max[h] = -std::numeric_limits<scalar_t>::infinity();
       for (int64_t p = start; p < stop; ++p) {  // scores, gathering one row of q per edge
-        if (p + kPrefetchAhead < nnz) {  // x too: the aggregation below then finds this row's x in cache
-          prefetch_row(kq + col[p + kPrefetchAhead] * row + hk, hk);
-          prefetch_row(x + col[p + kPrefetchAhead] * d, d);
-        }
+        prefetch_gather(kq + hk, col, p, nnz, row, hk);
+        prefetch_gather(x, col, p, nnz, d, d);  // x too: the aggregation below then finds this row's x in cache
         const scalar_t* qj = kq + col[p] * row + hk;
         scalar_t* ap = att + p * heads;
         for (int64_t h = 0; h < heads; ++h) {
@@ -105,10 +102,8 @@ void backward_grad_cols(const int64_t* t_crow, const int64_t* t_col, const int64
       scalar_t term = 0;  // sum over the column of mean_h(a) <g[i], x[j]>
       const int64_t stop = t_crow[j + 1];
       for (int64_t p = t_crow[j]; p < stop; ++p) {
-        if (p + kPrefetchAhead < nnz) {
-          prefetch_row(grad + t_col[p + kPrefetchAhead] * d, d);
-          __builtin_prefetch(att + t_perm[p + kPrefetchAhead] * heads);
-        }
+        prefetch_gather(grad, t_col, p, nnz, d, d);
+        prefetch_gather(att, t_perm, p, nnz, heads, heads);
         const int64_t e = t_perm[p];
         const scalar_t* gi = grad + t_col[p] * d;
         scalar_t w = 0;
@@ -150,7 +145,7 @@ void backward_key_rows(const int64_t* crow, const int64_t* col, const scalar_t* 
       scalar_t* gk = grad_kq + i * row;
       for (int64_t c = 0; c < hk; ++c) gk[c] = 0;
       for (int64_t p = start; p < stop; ++p) {
-        if (p + kPrefetchAhead < nnz) prefetch_row(kq + col[p + kPrefetchAhead] * row + hk, hk);
+        prefetch_gather(kq + hk, col, p, nnz, row, hk);
         const scalar_t* qj = kq + col[p] * row + hk;
         for (int64_t h = 0; h < heads; ++h) {
           const scalar_t dsh = att[p * heads + h] * (da[p] - acc[h]);
@@ -176,10 +171,8 @@ void backward_query_cols(const int64_t* t_crow, const int64_t* t_col, const int6
       for (int64_t c = 0; c < hk; ++c) gq[c] = 0;
       const int64_t stop = t_crow[j + 1];
       for (int64_t p = t_crow[j]; p < stop; ++p) {
-        if (p + kPrefetchAhead < nnz) {
-          prefetch_row(kq + t_col[p + kPrefetchAhead] * row, hk);
-          __builtin_prefetch(ds + t_perm[p + kPrefetchAhead] * heads);
-        }
+        prefetch_gather(kq, t_col, p, nnz, row, hk);
+        prefetch_gather(ds, t_perm, p, nnz, heads, heads);
         const int64_t e = t_perm[p];
         const scalar_t* ki = kq + t_col[p] * row;
         for (int64_t h = 0; h < heads; ++h) {

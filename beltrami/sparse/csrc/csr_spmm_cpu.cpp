@@ -11,8 +11,7 @@
 
 namespace {
 
-using beltrami::kPrefetchAhead;
-using beltrami::prefetch_row;
+using beltrami::prefetch_gather;
 
 template <typename scalar_t>
 void spmm_rows(const int64_t* crow, const int64_t* col, const scalar_t* values, const scalar_t* x,
@@ -26,7 +25,7 @@ void spmm_rows(const int64_t* crow, const int64_t* col, const scalar_t* values, 
       for (int64_t p = crow[i]; p < stop; ++p) {
         // ahead across row ends: rows average ~14 entries on graphs like ogbn-arxiv, so prefetching within
         // the row only would leave a row's first entries to wait for memory
-        if (p + kPrefetchAhead < nnz) prefetch_row(x + col[p + kPrefetchAhead] * d, d);
+        prefetch_gather(x, col, p, nnz, d, d);
         const scalar_t* xj = x + col[p] * d;
         const scalar_t w = values[p];
 #pragma omp simd
@@ -54,10 +53,8 @@ void spmm_backward_cols(const int64_t* t_crow, const int64_t* t_col, const int64
       const scalar_t* xj = x + j * d;
       const int64_t stop = t_crow[j + 1];
       for (int64_t p = t_crow[j]; p < stop; ++p) {
-        if (p + kPrefetchAhead < nnz) {
-          prefetch_row(grad + t_col[p + kPrefetchAhead] * d, d);
-          __builtin_prefetch(values + t_perm[p + kPrefetchAhead]);
-        }
+        prefetch_gather(grad, t_col, p, nnz, d, d);
+        prefetch_gather(values, t_perm, p, nnz, 1, 1);
         const int64_t e = t_perm[p];
         const scalar_t* gi = grad + t_col[p] * d;
         if (grad_values) grad_values[e] = beltrami::dot(gi, xj, d);
