@@ -1,4 +1,7 @@
-"""Sparse kernels and one Beltrami function evaluation (asv). Full grid: BELTRAMI_ASV_FULL=1."""
+"""Sparse kernels and one Beltrami function evaluation (asv). Full grid: BELTRAMI_ASV_FULL=1.
+
+Backward passes take a fixed dense upstream gradient made in ``setup`` (as an ODE solver's adjoint is):
+``.sum().backward()`` would time the copy of an expanded gradient, and a fresh ``ones_like`` its page faults."""
 import os
 
 import torch
@@ -32,12 +35,13 @@ class SpmmTime:
         n, e = self.csr.crow.numel() - 1, self.csr.col.numel()
         self.v, self.x = torch.rand(e), torch.randn(n, 64)
         self.vg, self.xg = self.v.clone().requires_grad_(), self.x.clone().requires_grad_()
+        self.grad = torch.randn(n, 64)
 
     def time_forward(self, size, backend):
         spmm(self.csr, self.v, self.x, backend)
 
     def time_forward_backward(self, size, backend):
-        spmm(self.csr, self.vg, self.xg, backend).sum().backward()
+        spmm(self.csr, self.vg, self.xg, backend).backward(self.grad)
 
 
 class BeltramiFunctionEval:
@@ -50,10 +54,11 @@ class BeltramiFunctionEval:
         self.f = compile_function(BeltramiDiffusion(g, 64, heads=4, attention_dim=32), mode)
         self.z = torch.randn(g.num_nodes, 64, requires_grad=True)
         self.t = torch.tensor(0.0)
-        self.f(self.t, self.z).sum().backward()  # warm-up (compilation)
+        self.grad = torch.randn(g.num_nodes, 64)
+        self.f(self.t, self.z).backward(self.grad)  # warm-up (compilation)
 
     def time_forward_backward(self, size, mode):
-        self.f(self.t, self.z).sum().backward()
+        self.f(self.t, self.z).backward(self.grad)
 
     def peakmem_forward_backward(self, size, mode):
-        self.f(self.t, self.z).sum().backward()
+        self.f(self.t, self.z).backward(self.grad)
