@@ -27,8 +27,9 @@ setup(
         "rich>=12",
     ],
     extras_require={
-        # triton: the tests run the CUDA kernels of backend "cpp" through Triton's interpreter on the CPU
-        "test": ["pytest>=7", "pytest-benchmark>=4", "asv>=0.6", "optuna>=3",
+        # triton: the tests run the CUDA kernels of backend "cpp" through Triton's interpreter on the CPU;
+        # matplotlib: the plotting tool's test (skipped without it, so CI never ran it)
+        "test": ["pytest>=7", "pytest-benchmark>=4", "asv>=0.6", "optuna>=3", "matplotlib>=3.5",
                  "triton>=3.2; platform_system == 'Linux' and platform_machine == 'x86_64'"],
         "tune": ["ray[tune]>=2.9", "optuna>=3"],
         "sparse": ["torch-scatter>=2.1", "torch-sparse>=0.6.17"],
