@@ -52,10 +52,12 @@ class Bandwidth(NamedTuple):
     gather: float  # bytes/s of reading 256-byte rows in a random order: the ceiling on graphs without locality
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def bandwidth() -> Bandwidth:
-    """The device's copy and random-row bandwidths (bytes/s), measured once per session (1 GiB on a GPU,
-    whose copy of 256 MiB would take a tenth of a millisecond)."""
+    """The device's copy and random-row bandwidths (bytes/s), measured just before each benchmark (1 GiB on a
+    GPU, whose copy of 256 MiB would take a tenth of a millisecond). Measured once per session they drifted
+    away from the kernels' timings: on the shared 2-core machine the copy read 32 to 63 GB/s from one session
+    to the next, and a minute apart within one."""
     nbytes = 2**30 if DEVICE.type == "cuda" else 256 * 2**20
     return Bandwidth(memory_bandwidth(nbytes, device=DEVICE), gather_bandwidth(nbytes, device=DEVICE))
 
