@@ -2,9 +2,9 @@
 //
 // Why a kernel of our own: torch's CPU CSR product (MKL's sparse BLAS) ran 1.4-1.8x slower than this loop
 // on the graphs of the benchmarks (one thread, D = 64). The time goes into fetching the rows x[col[p]] from
-// random places in memory; the loop issues those fetches a few edges ahead (software prefetch) and keeps the
-// output row in L1 while it accumulates. Rows are split between threads with at::parallel_for, so
-// torch.set_num_threads governs it like any ATen kernel.
+// random places in memory; the loop issues those fetches ahead of use (software prefetch, far ahead into L2
+// and near into L1: kernels.h) and keeps the output row in L1 while it accumulates. Rows are split between
+// threads with at::parallel_for, so torch.set_num_threads governs it like any ATen kernel.
 #include "kernels.h"
 
 #include <ATen/Parallel.h>

@@ -30,8 +30,8 @@ BELTRAMI_ALWAYS_INLINE void prefetch_row(const scalar_t* ptr, int64_t n) {
 // Prefetch the rows that entries p + kPrefetchFar (into L2) and p + kPrefetchAhead (into L1) of a loop over
 // entries [.., nnz) will gather: base + index[q] * stride, n elements each (n = 1 for a single element).
 template <typename scalar_t>
-BELTRAMI_ALWAYS_INLINE void prefetch_gather(const scalar_t* base, const int64_t* index, int64_t p, int64_t nnz, int64_t stride,
-                            int64_t n) {
+BELTRAMI_ALWAYS_INLINE void prefetch_gather(const scalar_t* base, const int64_t* index, int64_t p, int64_t nnz,
+                                            int64_t stride, int64_t n) {
   if (p + kPrefetchFar < nnz) prefetch_row<1>(base + index[p + kPrefetchFar] * stride, n);
   if (p + kPrefetchAhead < nnz) prefetch_row<3>(base + index[p + kPrefetchAhead] * stride, n);
 }
