@@ -21,7 +21,7 @@ constexpr int64_t kCacheLine = 64;     // bytes
 #define BELTRAMI_ALWAYS_INLINE __attribute__((always_inline)) inline
 
 // Ask for the cache lines of row [ptr, ptr + n) ahead of its use, into L1 (locality 3) or L2 (locality 1).
-template <int locality = 3, typename scalar_t>
+template <int locality, typename scalar_t>
 BELTRAMI_ALWAYS_INLINE void prefetch_row(const scalar_t* ptr, int64_t n) {
   const int64_t line = kCacheLine / static_cast<int64_t>(sizeof(scalar_t));
   for (int64_t k = 0; k < n; k += line) __builtin_prefetch(ptr + k, 0, locality);
