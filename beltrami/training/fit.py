@@ -28,6 +28,7 @@ from ..graph import Graph
 from ..models import BLEND, GAT, GCN
 from ..regularization import Regularization
 from ..solvers import SolverError
+from ..sparse import release_buffers
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import FitConfig
 from .data import as_dataset, normalise_features
@@ -165,6 +166,7 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
         if cfg.patience is not None and epoch - best["epoch"] >= cfg.patience:
             break
     model.load_state_dict(best["state_dict"])
+    release_buffers()  # the C++ kernels' pooled memory goes back to the system with the run
     if cfg.select_time > 0 and isinstance(model, BLEND):
         model.time = best["time"]  # the returned model predicts at the time its reported accuracy was read
     hist = state["history"]

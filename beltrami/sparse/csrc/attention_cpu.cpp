@@ -209,8 +209,8 @@ std::tuple<torch::Tensor, torch::Tensor> attention_diffusion(const torch::Tensor
   const auto crow_c = crow.contiguous(), col_c = col.contiguous();
   const auto kq_c = kq.contiguous(), x_c = x.contiguous();
   const int64_t n = kq_c.size(0), heads = kq_c.size(2), kd = kq_c.size(3), d = x_c.size(1);
-  auto out = torch::empty({n, d}, x_c.options());
-  auto att = torch::empty({col_c.numel(), heads}, x_c.options());
+  auto out = beltrami::pooled_empty({n, d}, x_c.options());
+  auto att = beltrami::pooled_empty({col_c.numel(), heads}, x_c.options());
   const double a = alpha.item<double>();
   AT_DISPATCH_FLOATING_TYPES(x_c.scalar_type(), "attention_diffusion_cpu", [&] {
     forward_rows<scalar_t>(crow_c.data_ptr<int64_t>(), col_c.data_ptr<int64_t>(), kq_c.data_ptr<scalar_t>(),
@@ -234,12 +234,12 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> attention_diffusion_back
   const double a = alpha.item<double>();
   torch::Tensor grad_kq, grad_x, grad_alpha, ds, da, alpha_terms;
   if (need_kq) {
-    grad_kq = torch::empty_like(kq_c);
-    ds = torch::empty_like(att_c);
-    da = torch::empty({att_c.size(0)}, att_c.options());
+    grad_kq = beltrami::pooled_empty(kq_c.sizes(), kq_c.options());
+    ds = beltrami::pooled_empty(att_c.sizes(), att_c.options());
+    da = beltrami::pooled_empty({att_c.size(0)}, att_c.options());
   }
-  if (need_x) grad_x = torch::empty_like(x_c);
-  if (need_alpha) alpha_terms = torch::empty({n}, x_c.options().dtype(at::kDouble));
+  if (need_x) grad_x = beltrami::pooled_empty(x_c.sizes(), x_c.options());
+  if (need_alpha) alpha_terms = beltrami::pooled_empty({n}, x_c.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(x_c.scalar_type(), "attention_diffusion_backward_cpu", [&] {
     const auto s = static_cast<scalar_t>(scale), al = static_cast<scalar_t>(a);
     scalar_t* da_ptr = need_kq ? da.data_ptr<scalar_t>() : nullptr;

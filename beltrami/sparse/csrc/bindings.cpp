@@ -10,4 +10,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "(out [N, D], att [E, H])");
   m.def("attention_diffusion_backward", &attention_diffusion_backward,
         "Gradients of attention_diffusion: (grad kq [N, 2, H, K], grad x [N, D], grad alpha [])");
+  m.def("pooled_empty_like", [](const torch::Tensor& like) { return beltrami::pooled_empty(like.sizes(), like.options()); },
+        "An uninitialised tensor of like's shape and dtype on the kernels' recycled memory");
+  m.def("buffer_pool_bytes", &beltrami::buffer_pool_bytes,
+        "(bytes the kernels' buffer pool holds, bytes of them in use)");
+  m.def("release_buffers", &beltrami::release_buffers,
+        "Let go of the buffer pool's free blocks; returns the number of bytes freed");
 }

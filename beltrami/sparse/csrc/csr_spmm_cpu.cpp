@@ -90,8 +90,8 @@ std::tuple<torch::Tensor, torch::Tensor> csr_spmm_backward(const torch::Tensor& 
   const auto values_c = values.contiguous(), x_c = x.contiguous(), grad_c = grad.contiguous();
   const int64_t n = x_c.size(0), d = x_c.size(1);
   torch::Tensor grad_values, grad_x;
-  if (need_values) grad_values = torch::empty_like(values_c);
-  if (need_x) grad_x = torch::empty_like(x_c);
+  if (need_values) grad_values = beltrami::pooled_empty(values_c.sizes(), values_c.options());
+  if (need_x) grad_x = beltrami::pooled_empty(x_c.sizes(), x_c.options());
   if (need_values || need_x) {
     AT_DISPATCH_FLOATING_TYPES(x_c.scalar_type(), "csr_spmm_backward_cpu", [&] {
       spmm_backward_cols<scalar_t>(t_crow_c.data_ptr<int64_t>(), t_col_c.data_ptr<int64_t>(),
@@ -120,7 +120,7 @@ torch::Tensor csr_spmm(const torch::Tensor& crow, const torch::Tensor& col, cons
   const auto values_c = values.contiguous();
   const auto x_c = x.contiguous();
   const int64_t num_rows = crow_c.numel() - 1;
-  auto out = torch::empty({num_rows, x_c.size(1)}, x_c.options());
+  auto out = beltrami::pooled_empty({num_rows, x_c.size(1)}, x_c.options());
   AT_DISPATCH_FLOATING_TYPES(x_c.scalar_type(), "csr_spmm_cpu", [&] {
     spmm_rows<scalar_t>(crow_c.data_ptr<int64_t>(), col_c.data_ptr<int64_t>(), values_c.data_ptr<scalar_t>(),
                         x_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), num_rows, x_c.size(1));

@@ -50,6 +50,13 @@ inline scalar_t dot(const scalar_t* a, const scalar_t* b, int64_t n) {
   return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7])) + rest;
 }
 
+// An uninitialised tensor like torch::empty, on memory recycled from the kernels' earlier outputs where it
+// is at least 1 MiB and on the CPU (buffer_pool.cpp: fresh large tensors cost their page faults each time).
+torch::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& options);
+// (bytes the pool holds, bytes of it in use) and letting go of its free blocks (returns the bytes freed).
+std::tuple<int64_t, int64_t> buffer_pool_bytes();
+int64_t release_buffers();
+
 }  // namespace beltrami
 
 torch::Tensor csr_spmm(const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& values,

@@ -1,0 +1,94 @@
+"""The C++ kernels' buffer pool: memory is reused only once nothing refers to it, and every kernel writes
+every element of a recycled buffer."""
+import pytest
+import torch
+
+from beltrami.sparse import available_backends, buffer_pool_bytes, release_buffers, spmm
+from beltrami.sparse.cpu_kernels import load
+
+from tests.reference import random_graph
+
+pytestmark = pytest.mark.skipif("cpp" not in available_backends(), reason="no C++ compiler")
+MIB = 2**20
+
+
+def test_pool_reuses_memory_only_once_nothing_refers_to_it():
+    kernels = load()
+    release_buffers()
+    like = torch.empty(MIB // 4)  # 1 MiB of float32: the smallest size the pool serves
+    a = kernels.pooled_empty_like(like)
+    assert a.shape == like.shape and a.dtype == like.dtype and a._base is None
+    ptr = a.data_ptr()
+    b = kernels.pooled_empty_like(like)  # a is alive: other memory
+    assert b.data_ptr() != ptr
+    held, in_use = buffer_pool_bytes()
+    assert held >= 2 * MIB and in_use >= 2 * MIB
+    view = a[1:]
+    del a  # the view still refers to the memory
+    assert kernels.pooled_empty_like(like).data_ptr() != ptr
+    del view
+    c = kernels.pooled_empty_like(like)
+    assert c.data_ptr() == ptr
+    # smaller tensors come from malloc, untracked
+    before = buffer_pool_bytes()
+    small = kernels.pooled_empty_like(torch.empty(1000))
+    assert buffer_pool_bytes() == before and small.numel() == 1000
+    del b, c
+    assert release_buffers() >= 2 * MIB
+    assert buffer_pool_bytes() == (0, 0)
+
+
+def test_saved_tensors_keep_their_buffers():
+    """Two fused attention graphs alive at once: the second forward must not reuse the first one's saved
+    attention, or the first backward reads the second's numbers."""
+    g = random_graph(n=3000, m=80_000, isolated=50)  # [E, 4] float32: 1.2 MiB, pooled
+    c = g.csr()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(g.num_nodes, 64, generator=gen)
+    alpha = torch.tensor([0.5])
+    kq1, kq2 = (torch.randn(g.num_nodes, 2, 4, 16, generator=gen, requires_grad=True) for _ in range(2))
+
+    def fused(kq):
+        return torch.ops.beltrami.attention_diffusion(c.crow, c.col, kq, x, alpha, c.t_crow, c.t_col, c.t_perm,
+                                                      0.5)[0]
+
+    (alone,) = torch.autograd.grad(fused(kq1).square().sum(), [kq1])
+    release_buffers()
+    out1 = fused(kq1)
+    out2 = fused(kq2)
+    (first,) = torch.autograd.grad(out1.square().sum(), [kq1])
+    torch.autograd.grad(out2.square().sum(), [kq2])
+    torch.testing.assert_close(first, alone, rtol=0, atol=0)
+
+
+def test_kernels_overwrite_all_of_a_recycled_buffer():
+    """Run each kernel, fill its outputs with NaN, drop them, run again: the second run gets the NaN
+    buffers back (the pool held no more) and must give the first run's numbers."""
+    g = random_graph(n=3000, m=80_000, isolated=50)  # [E, 4] float32: 1.2 MiB, pooled
+    c = g.csr()
+    gen = torch.Generator().manual_seed(1)
+    v = torch.randn(g.num_edges, generator=gen, requires_grad=True)
+    x = torch.randn(g.num_nodes, 96, generator=gen, requires_grad=True)
+    kq = torch.randn(g.num_nodes, 2, 4, 16, generator=gen, requires_grad=True)
+    alpha = torch.tensor([0.5], requires_grad=True)
+    w = torch.randn(g.num_nodes, 96, generator=gen)
+
+    def run():
+        out = spmm(g, v, x, backend="cpp")
+        att_out = torch.ops.beltrami.attention_diffusion(c.crow, c.col, kq, x, alpha, c.t_crow, c.t_col,
+                                                         c.t_perm, 0.5)[0]
+        grads = torch.autograd.grad(((out + att_out) * w).sum(), [v, x, kq, alpha])
+        return [out.detach(), att_out.detach(), *grads]
+
+    release_buffers()
+    first = run()
+    expected = [t.clone() for t in first]
+    held = buffer_pool_bytes()[0]
+    assert held >= 6 * MIB  # both outputs, the attention and the gradients of x and kq come from the pool
+    for t in first:
+        t.fill_(float("nan"))
+    del first
+    second = run()
+    assert buffer_pool_bytes()[0] == held
+    for got, want in zip(second, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
