@@ -140,13 +140,16 @@ class EdgeAttention(nn.Module):
         q = self.W_Q(zs).view(n, self.heads, self.d_k)
         return self._normalised(k), self._normalised(q)
 
-    def stacked_keys_queries(self, z: Tensor) -> Tensor:
+    def stacked_keys_queries(self, z: Tensor, pooled: bool = False) -> Tensor:
         """Keys and queries side by side, ``[N, 2, H, d_k]`` (``[:, 0]`` keys, ``[:, 1]`` queries), from one
-        matrix product (what the fused C++ kernel reads)."""
+        matrix product (what the fused kernels read). ``pooled`` (CPU only): the product is
+        ``beltrami::projection``, whose output and gradient of ``z`` reuse the C++ kernels' memory instead
+        of fresh tensors; first derivatives only."""
         weight = torch.cat([self.W_K.weight, self.W_Q.weight])
         bias = torch.cat([self.W_K.bias, self.W_Q.bias])
-        kq = F.linear(self._attended(z), weight, bias).view(z.shape[0], 2, self.heads, self.d_k)
-        return self._normalised(kq)
+        zs = self._attended(z)
+        kq = torch.ops.beltrami.projection(zs, weight, bias) if pooled else F.linear(zs, weight, bias)
+        return self._normalised(kq.view(z.shape[0], 2, self.heads, self.d_k))
 
     def scores(self, z: Tensor, crow: Tensor, col: Tensor, row: Tensor, t_crow: Tensor, t_col: Tensor,
                t_perm: Tensor, t_perm_inv: Tensor) -> Tensor:

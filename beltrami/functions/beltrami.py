@@ -124,7 +124,7 @@ class BeltramiDiffusion(_AttentionDiffusion):
             # one pass over the edges instead of SDDMM, softmax, head mean, SpMM and the relaxation
             # sigma(alpha) (A z - z) (see attention_cpu.cpp and triton_kernels.py); two diffusivities are
             # applied afterwards
-            kq = self.attention.stacked_keys_queries(z)
+            kq = self.attention.stacked_keys_queries(z, pooled=not z.is_cuda)
             if self.separate_diffusivity:  # the kernel gives A z - z, scaled per group of channels below
                 alpha = self.alpha_train.new_ones(1)
             else:

@@ -1,13 +1,13 @@
 """The C++ CPU kernels behind ``backend="cpp"``, compiled on first use by torch's JIT extension builder.
 
 The first call builds the sources of ``csrc/`` (``csr_spmm_cpu.cpp``: the CSR product; ``attention_cpu.cpp``:
-the fused attention of the time-dependent Beltrami flow; ``buffer_pool.cpp``: recycled memory for their
-outputs; ``bindings.cpp``; about a minute with two cores) into torch's extension
-cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); later processes load the cached
-build in well under a second. The build targets the instruction set PyTorch itself dispatches to on this
-CPU (x86-64-v4 where it uses AVX-512, v3 for AVX2, the baseline otherwise), and that level is part of the
-module's name: a cache shared with a machine of another level gets its own build, never an illegal
-instruction.
+the fused attention of the time-dependent Beltrami flow; ``projection_cpu.cpp``: the projection that feeds
+it; ``buffer_pool.cpp``: recycled memory for their outputs; ``bindings.cpp``; about a minute with two
+cores) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``);
+later processes load the cached build in well under a second. The build targets the instruction set
+PyTorch itself dispatches to on this CPU (x86-64-v4 where it uses AVX-512, v3 for AVX2, the baseline
+otherwise), and that level is part of the module's name: a cache shared with a machine of another level
+gets its own build, never an illegal instruction.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from typing import Tuple
 import torch
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = [CSRC / name for name in ("csr_spmm_cpu.cpp", "attention_cpu.cpp", "buffer_pool.cpp", "bindings.cpp")]
+SOURCES = [CSRC / name for name in ("csr_spmm_cpu.cpp", "attention_cpu.cpp", "projection_cpu.cpp", "buffer_pool.cpp",
+                                    "bindings.cpp")]
 HEADERS = [CSRC / "kernels.h"]
 _MARCH = {"AVX512": "-march=x86-64-v4", "AVX2": "-march=x86-64-v3"}
 

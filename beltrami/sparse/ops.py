@@ -7,6 +7,8 @@
   ``[E]`` values; C++ on the CPU, Triton on CUDA).
 - ``beltrami::segment_softmax``: the softmax of edge scores within segments (CSR rows or columns), fused:
   autograd through its dozen elementwise steps made as many passes and allocations over ``[E, H]``.
+- ``beltrami::projection``: ``x @ weight.T + bias`` on the CPU with its output and the gradient of ``x`` on
+  the C++ kernels' recycled memory (the keys and queries that feed ``attention_diffusion``).
 - ``beltrami::attention_diffusion``: the fused kernel (backend ``"cpp"``: C++ on the CPU, Triton on CUDA)
   that fuses dot-product scores, the row softmax, the head mean, the product with ``x`` and the relaxation
   ``alpha (A x - x)``; first derivatives only.
@@ -351,6 +353,53 @@ def _attention_double_backward(ctx, grads: List[Tensor]):
                        "Beltrami flow")
 
 
+@torch.library.custom_op("beltrami::projection", mutates_args=(), device_types="cpu")
+def projection(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``F.linear(x, weight, bias)`` (``x`` ``[N, K]``, ``weight`` ``[M, K]``, ``bias`` ``[M]`` -> ``[N, M]``) on
+    the CPU, with the output and the gradient of ``x`` taken from the C++ kernels' buffer pool instead of
+    fresh tensors (whose page faults cost as much as the products at arxiv size). First derivatives only."""
+    from .cpu_kernels import load
+
+    return load().projection(x.detach(), weight.detach(), bias.detach())
+
+
+@projection.register_fake
+def _(x, weight, bias):
+    return x.new_empty((x.shape[0], weight.shape[0]))
+
+
+@torch.library.custom_op("beltrami::projection_backward", mutates_args=(), device_types="cpu")
+def projection_backward(x: Tensor, weight: Tensor, grad: Tensor, need_x: bool, need_weight: bool,
+                        need_bias: bool) -> List[Tensor]:
+    """``[grad_x, grad_weight, grad_bias]`` of :func:`projection` (empty tensors where not needed)."""
+    from .cpu_kernels import load
+
+    grads = load().projection_backward(x.detach(), weight.detach(), grad.detach(), need_x, need_weight, need_bias)
+    return [g if g is not None else x.new_empty(0) for g in grads]
+
+
+@projection_backward.register_fake
+def _(x, weight, grad, need_x, need_weight, need_bias):
+    return [x.new_empty(x.shape if need_x else (0,)), weight.new_empty(weight.shape if need_weight else (0,)),
+            weight.new_empty(weight.shape[:1] if need_bias else (0,))]
+
+
+def _save_projection(ctx, inputs, output) -> None:
+    ctx.save_for_backward(inputs[0], inputs[1])
+
+
+def _projection_backward(ctx, grad: Tensor):
+    x, weight = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    grads = projection_backward(x, weight, grad.contiguous(), need[0], need[1], need[2])
+    return tuple(g if n else None for g, n in zip(grads, need))
+
+
+def _projection_double_backward(ctx, grads: List[Tensor]):
+    raise RuntimeError("double backward through beltrami::projection (the fused attention's keys and queries) "
+                       "is not implemented; use the sparse backend 'torch' for second derivatives")
+
+
 def _save_nothing(ctx, inputs, output) -> None:
     pass
 
@@ -358,6 +407,8 @@ def _save_nothing(ctx, inputs, output) -> None:
 csr_spmm.register_autograd(_spmm_backward, setup_context=_save_spmm)
 attention_diffusion.register_autograd(_attention_backward, setup_context=_save_attention)
 attention_diffusion_backward.register_autograd(_attention_double_backward, setup_context=_save_nothing)
+projection.register_autograd(_projection_backward, setup_context=_save_projection)
+projection_backward.register_autograd(_projection_double_backward, setup_context=_save_nothing)
 csr_sddmm.register_autograd(_sddmm_backward, setup_context=_save)
 segment_softmax.register_autograd(_softmax_backward, setup_context=_save_softmax)
 segment_softmax_backward.register_autograd(_softmax_double_backward, setup_context=_save_softmax_backward)

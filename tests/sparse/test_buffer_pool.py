@@ -92,3 +92,28 @@ def test_kernels_overwrite_all_of_a_recycled_buffer():
     assert buffer_pool_bytes()[0] == held
     for got, want in zip(second, expected):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_projection_matches_linear_and_gradcheck():
+    """``beltrami::projection`` (pooled output and x-gradient) against ``F.linear``, on a strided slice of x
+    as the attention passes it; first derivatives only."""
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(3000, 120, generator=gen, dtype=torch.float64)
+    x = z[:, 8:104].requires_grad_()  # 96 of 120 columns: not contiguous
+    weight = torch.randn(64, 96, generator=gen, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(64, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3000, 64, generator=gen, dtype=torch.float64)
+    out = torch.ops.beltrami.projection(x, weight, bias)
+    torch.testing.assert_close(out, torch.nn.functional.linear(x, weight, bias))
+    got = torch.autograd.grad((out * w).sum(), [x, weight, bias])
+    want = torch.autograd.grad((torch.nn.functional.linear(x, weight, bias) * w).sum(), [x, weight, bias])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    small = [t[:20].detach().clone().requires_grad_() if t is x else t for t in (x, weight, bias)]
+    assert torch.autograd.gradcheck(torch.ops.beltrami.projection, small)
+    (gx,) = torch.autograd.grad(torch.ops.beltrami.projection(*small).square().sum(), [small[0]],
+                                create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward through beltrami::projection"):
+        gx.sum().backward()
+    with pytest.raises(RuntimeError, match="x \\[N, K\\] and weight \\[M, K\\] expected"):
+        torch.ops.beltrami.projection(x, weight.t(), bias)

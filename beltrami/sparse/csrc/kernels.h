@@ -75,3 +75,10 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> attention_diffusion_back
     const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& t_crow, const torch::Tensor& t_col,
     const torch::Tensor& t_perm, const torch::Tensor& kq, const torch::Tensor& x, const torch::Tensor& alpha,
     const torch::Tensor& att, const torch::Tensor& grad, double scale, bool need_kq, bool need_x, bool need_alpha);
+
+torch::Tensor projection(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> projection_backward(const torch::Tensor& x,
+                                                                           const torch::Tensor& weight,
+                                                                           const torch::Tensor& grad, bool need_x,
+                                                                           bool need_weight, bool need_bias);
