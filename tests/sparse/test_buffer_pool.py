@@ -117,3 +117,22 @@ def test_projection_matches_linear_and_gradcheck():
         gx.sum().backward()
     with pytest.raises(RuntimeError, match="x \\[N, K\\] and weight \\[M, K\\] expected"):
         torch.ops.beltrami.projection(x, weight.t(), bias)
+
+
+def test_autograd_takes_pooled_gradients_over_without_copies():
+    """Autograd accumulates a gradient in place, or takes it over as ``.grad``, only when nothing else
+    refers to its storage: a pooled gradient must be such a tensor, or each backward copies it into a
+    fresh (page-faulting) one."""
+    g = random_graph(n=3000, m=80_000, isolated=50)
+    v = torch.randn(g.num_edges)
+    x = torch.randn(g.num_nodes, 96, requires_grad=True)  # 1.1 MiB
+    w = torch.randn(g.num_nodes, 96)
+    release_buffers()
+    # two gradients of x to add up, then one to take over as x.grad
+    (spmm(g, v, x, backend="cpp") + spmm(g, 2 * v, x, backend="cpp")).backward(w)
+    (want,) = torch.autograd.grad(spmm(g, 3 * v, x, backend="torch"), [x], w)
+    torch.testing.assert_close(x.grad, want, rtol=1e-4, atol=1e-4)
+    # x.grad is one of the kernel's pooled gradients, the other added into it in place: no fresh tensor
+    assert buffer_pool_bytes()[1] == x.grad.numel() * 4
+    x.grad = None
+    assert buffer_pool_bytes()[1] == 0

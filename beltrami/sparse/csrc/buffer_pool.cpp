@@ -3,12 +3,21 @@
 // PyTorch's CPU allocator keeps no cache: every tensor is a malloc and every free a free, and glibc serves
 // each block above 32 MiB with a fresh mmap whose pages fault in one by one on first write. On the
 // arxiv-sized graph a fresh [N, 64] float tensor (43 MB) costs 10 ms of page faults on the 2-core machine, a
-// reused one under 1 ms to fill, and one Beltrami function evaluation forward+backward makes six such
-// tensors in these kernels. The pool hands a tensor the memory of an earlier one of the same size once
-// nothing else refers to that memory (its storage's reference count is back to the pool's own one). What it
-// holds is bounded by what the kernels had in use at once; blocks not asked for in the last kMaxIdle
-// requests are let go, and release_buffers() lets go of every free block (as torch.cuda.empty_cache does).
+// reused one under 1 ms to fill, and one Beltrami function evaluation forward+backward made eight such
+// tensors in these kernels and the projection that feeds them.
+//
+// The pool is a c10::Allocator: a tensor's memory comes from it, and when the tensor's storage dies (no
+// tensor, view or saved autograd state refers to it) the storage's deleter hands the block back to the pool
+// instead of to free(), for the next tensor of the same byte size. A storage so made is an ordinary one
+// (resizable, referenced only by its tensors), which matters: autograd accumulates a gradient in place, or
+// takes a gradient over as .grad, only when nothing else refers to its storage. What the pool holds is
+// bounded by what the kernels had in use at once; a free block not asked for over kMaxIdle requests is let
+// go, and release_buffers() lets go of every free block (as torch.cuda.empty_cache does).
 #include "kernels.h"
+
+#include <ATen/EmptyTensor.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
 
 #include <algorithm>
 #include <mutex>
@@ -17,66 +26,111 @@
 namespace beltrami {
 namespace {
 
-// Tensors below 1 MiB come from malloc as before: glibc reuses freed blocks of that size by itself.
-constexpr int64_t kMinBytes = int64_t(1) << 20;
+// Tensors below 1 MiB come from PyTorch's CPU allocator as before: glibc reuses freed blocks of that size.
+constexpr size_t kMinBytes = size_t(1) << 20;
 // A free block not reused over this many requests is let go (a graph of another size, an unusual step).
 constexpr uint64_t kMaxIdle = 4096;
 
 struct Block {
-  at::Tensor bytes;  // the pool's own reference to the memory (uint8, never handed out)
+  void* ptr;
+  size_t nbytes;
   uint64_t last_use;
-
-  bool free() const { return bytes.storage().use_count() == 1; }
 };
 
-std::mutex pool_mutex;
-std::vector<Block> pool;
-uint64_t requests = 0;
+class PoolAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t nbytes) override {
+    if (nbytes < kMinBytes) return c10::GetCPUAllocator()->allocate(nbytes);
+    void* ptr = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++requests_;
+      // the block freed last: its pages are the likeliest still in cache and in the TLB
+      auto it = std::find_if(free_.rbegin(), free_.rend(), [&](const Block& b) { return b.nbytes == nbytes; });
+      if (it != free_.rend()) {
+        ptr = it->ptr;
+        free_.erase(std::next(it).base());
+      }
+    }
+    // c10::alloc_cpu: 64-byte aligned, and madvised for huge pages where THP_MEM_ALLOC_ENABLE asks for them
+    if (ptr == nullptr) ptr = c10::alloc_cpu(nbytes);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      in_use_ += nbytes;
+    }
+    return {ptr, new Block{ptr, nbytes, 0}, &give_back, c10::Device(c10::DeviceType::CPU)};
+  }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+
+  std::tuple<int64_t, int64_t> bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t held = in_use_;
+    for (const auto& b : free_) held += b.nbytes;
+    return {static_cast<int64_t>(held), static_cast<int64_t>(in_use_)};
+  }
+
+  int64_t release() {
+    std::vector<Block> blocks;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      blocks.swap(free_);
+    }
+    int64_t released = 0;
+    for (const auto& b : blocks) {
+      c10::free_cpu(b.ptr);
+      released += static_cast<int64_t>(b.nbytes);
+    }
+    return released;
+  }
+
+ private:
+  // The deleter of every pooled storage: the block goes back on the free list, and blocks idle for too
+  // long are let go.
+  static void give_back(void* ctx);
+
+  std::mutex mutex_;
+  std::vector<Block> free_;
+  size_t in_use_ = 0;
+  uint64_t requests_ = 0;
+};
+
+// Never destroyed: tensors that outlive static destruction at exit still hand their blocks back to it.
+PoolAllocator& pool() {
+  static auto* allocator = new PoolAllocator();
+  return *allocator;
+}
+
+void PoolAllocator::give_back(void* ctx) {
+  auto* block = static_cast<Block*>(ctx);
+  auto& self = pool();
+  std::vector<void*> stale;
+  {
+    std::lock_guard<std::mutex> lock(self.mutex_);
+    self.in_use_ -= block->nbytes;
+    block->last_use = self.requests_;
+    self.free_.push_back(*block);
+    auto idle = [&](const Block& b) { return self.requests_ - b.last_use > kMaxIdle; };
+    for (const auto& b : self.free_)
+      if (idle(b)) stale.push_back(b.ptr);
+    self.free_.erase(std::remove_if(self.free_.begin(), self.free_.end(), idle), self.free_.end());
+  }
+  delete block;
+  for (void* ptr : stale) c10::free_cpu(ptr);
+}
 
 }  // namespace
 
 torch::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  const int64_t nbytes = c10::multiply_integers(sizes) * static_cast<int64_t>(options.dtype().itemsize());
-  if (!options.device().is_cpu() || nbytes < kMinBytes) return torch::empty(sizes, options);
-  std::lock_guard<std::mutex> lock(pool_mutex);
-  ++requests;
-  Block* found = nullptr;
-  for (auto& block : pool) {
-    if (block.free() && static_cast<int64_t>(block.bytes.storage().nbytes()) == nbytes) {
-      found = &block;
-      break;
-    }
-  }
-  if (found == nullptr) {
-    pool.erase(std::remove_if(pool.begin(), pool.end(),
-                              [](const Block& b) { return b.free() && requests - b.last_use > kMaxIdle; }),
-               pool.end());
-    pool.push_back({torch::empty({nbytes}, options.dtype(at::kByte)), requests});
-    found = &pool.back();
-  }
-  found->last_use = requests;
-  // A new tensor on the block's storage, not a view of it: autograd sees a plain tensor of its own.
-  return torch::empty({0}, options).set_(found->bytes.storage(), 0, sizes);
+  if (!options.device().is_cpu()) return torch::empty(sizes, options);
+  return at::detail::empty_generic(sizes, &pool(), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                   c10::typeMetaToScalarType(options.dtype()), std::nullopt);
 }
 
-std::tuple<int64_t, int64_t> buffer_pool_bytes() {
-  std::lock_guard<std::mutex> lock(pool_mutex);
-  int64_t held = 0, in_use = 0;
-  for (const auto& block : pool) {
-    const auto n = static_cast<int64_t>(block.bytes.storage().nbytes());
-    held += n;
-    if (!block.free()) in_use += n;
-  }
-  return {held, in_use};
-}
+std::tuple<int64_t, int64_t> buffer_pool_bytes() { return pool().bytes(); }
 
-int64_t release_buffers() {
-  std::lock_guard<std::mutex> lock(pool_mutex);
-  int64_t released = 0;
-  for (const auto& block : pool)
-    if (block.free()) released += static_cast<int64_t>(block.bytes.storage().nbytes());
-  pool.erase(std::remove_if(pool.begin(), pool.end(), [](const Block& b) { return b.free(); }), pool.end());
-  return released;
-}
+int64_t release_buffers() { return pool().release(); }
 
 }  // namespace beltrami
