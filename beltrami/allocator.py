@@ -1,19 +1,25 @@
-"""Large CPU tensors without page faults: glibc's malloc told to keep freed memory.
+"""Large CPU tensors without page faults: a pool of freed blocks, or glibc's malloc told to keep freed memory.
 
 PyTorch's CPU allocator has no cache: every tensor is a ``malloc`` and every free a ``free``. glibc serves
 blocks above its mmap threshold (32 MiB at most) with a fresh ``mmap`` and gives them back with ``munmap``,
 so each new ``[E, H]`` tensor of an arxiv-sized graph (37 MB for 2.3M edges and 4 heads) is page-faulted
-in from scratch. Measured on the 2-core machine, one thread: an elementwise product into a fresh 40 MB
-tensor takes 15-20 ms, into a reused buffer 3.4 ms; one Beltrami function evaluation forward+backward at
-arxiv size took 1.2-1.6x longer with the default allocator than with the setting below (``docs/design-notes.md``).
+in from scratch: 9-10 ms on the 2-core machine, where filling a reused one takes under 1 ms.
 
-:func:`keep_freed_memory` sets ``M_MMAP_MAX = 0`` (large blocks come from the heap, so a freed block is
-reused by the next tensor of its size) and a high ``M_TRIM_THRESHOLD`` (the heap is not handed back to
-the system after every free). The price is memory: freed blocks stay with the process and the heap
-fragments. Side by side, training BLEND (rk4, direct) on the arxiv-sized graph, one thread: 1.16-1.27x
-faster epochs at 2.6-2.7x the peak RSS (2.6 GB to 6.8 GB); +25% on one function evaluation. So it is
-opt-in and process-wide: ``fit(keep_freed_memory=True)``, ``beltrami-bench --allocator keep-freed``,
-``tools/reproduce.py --allocator keep-freed``. Transparent huge pages for malloc's mappings
+:func:`pool_cpu_tensors` (``--allocator pooled``, ``fit(pool_memory=True)``) makes the C++ kernels' buffer
+pool (``beltrami/sparse/csrc/buffer_pool.cpp``) PyTorch's CPU allocator: a tensor of 1 MiB or more gets
+the memory of a freed one of the same byte size, and the pool keeps at most as many free bytes as its
+tensors ever had in use at once. The kernels of backend ``"cpp"`` use that pool for their own outputs
+always; this option extends it to every tensor (the solvers' stage combinations, dropout masks, the
+encoders). BLEND at ogbn-arxiv size, 2 cores, cpp kernels, rk4 with direct backprop: epochs 2.3x faster
+with frozen attention (3.35 s to 1.43 s) at 1.1x the peak memory, 1.5x with the time-dependent flow. It
+needs the C++ kernels (a compiler and ninja) and is opt-in, since it replaces the allocator of the whole
+process.
+
+:func:`keep_freed_memory` (``--allocator keep-freed``) sets glibc's ``M_MMAP_MAX = 0`` (large blocks come
+from the heap, so a freed block is reused by the next tensor of its size) and a high ``M_TRIM_THRESHOLD``
+(the heap is not handed back to the system after every free). It needs no compiler, but the heap fragments:
+side by side with the pool above, frozen-attention epochs took 2.17 s at 2.2x the peak memory
+(``docs/design-notes.md``). Transparent huge pages for malloc's mappings
 (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, THP in ``madvise`` mode here) sped up one function evaluation
 1.3x but not the training epochs. Preloading jemalloc or tcmalloc is the other well-known route.
 
@@ -22,7 +28,8 @@ pages (its ``THP_MEM_ALLOC_ENABLE``: tensors of 2 MB and more are ``madvise``d).
 made BLEND epochs with dopri5 and the adjoint 1.83x faster at the same peak memory, and epochs with rk4 and
 direct backprop 5-7% slower (``docs/design-notes.md``), so it is opt-in too. PyTorch reads that variable
 once, at its first CPU allocation, so it only works when set before any tensor exists: in the shell, or
-through :func:`relaunch_with_huge_pages` in a command-line tool.
+through :func:`relaunch_with_huge_pages` in a command-line tool. The pool's blocks follow the same
+variable.
 """
 from __future__ import annotations
 
@@ -36,9 +43,9 @@ from typing import NoReturn
 
 import torch
 
-ALLOCATORS = ("system", "keep-freed", "huge-pages")
-"""The choices of the ``--allocator`` options: glibc's defaults, :func:`keep_freed_memory` or
-:func:`use_huge_pages`."""
+ALLOCATORS = ("system", "pooled", "keep-freed", "huge-pages")
+"""The choices of the ``--allocator`` options: PyTorch's and glibc's defaults, :func:`pool_cpu_tensors`,
+:func:`keep_freed_memory` or :func:`use_huge_pages`."""
 
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
 _THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -69,6 +76,33 @@ def keep_freed_memory(enable: bool = True) -> bool:
     mmap_max, trim = (0, _KEEP_TRIM_THRESHOLD) if enable else (_DEFAULT_MMAP_MAX, _DEFAULT_TRIM_THRESHOLD)
     # mallopt returns 1 on success
     return bool(libc.mallopt(_M_MMAP_MAX, mmap_max)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim))
+
+
+def pool_cpu_tensors(enable: bool = True) -> None:
+    """Take every CPU tensor of 1 MiB and more from a pool of freed blocks (``enable=True``), or from the
+    allocator that was there before again (tensors made meanwhile still return their memory to the pool).
+
+    Process-wide, like :func:`keep_freed_memory`. :func:`beltrami.sparse.release_buffers` lets go of the
+    pool's free blocks.
+
+    Raises:
+        ImportError: the C++ kernels, which hold the pool, cannot be built here (no compiler or ninja).
+    """
+    from .sparse.cpu_kernels import load
+
+    try:
+        kernels = load()
+    except ImportError as err:
+        raise ImportError(f"the pooled CPU allocator lives in beltrami's C++ kernels, which are not available: "
+                          f"{err}") from err
+    kernels.pool_cpu_tensors(enable)
+
+
+def cpu_tensors_pooled() -> bool:
+    """Whether PyTorch's CPU tensors come from the pool of :func:`pool_cpu_tensors` in this process."""
+    from .sparse.cpu_kernels import load
+
+    return load.cache_info().currsize > 0 and load().cpu_tensors_pooled()
 
 
 def huge_pages_active() -> bool:

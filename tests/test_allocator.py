@@ -1,4 +1,5 @@
-"""keep_freed_memory: large tensors stop coming from mmap (observed through glibc's mallinfo2); huge pages:
+"""pool_cpu_tensors: big tensors reuse freed blocks, bounded, and PyTorch's allocator comes back;
+keep_freed_memory: large tensors stop coming from mmap (observed through glibc's mallinfo2); huge pages:
 observed in /proc/self/smaps, switched on only before the first tensor."""
 import ctypes
 import ctypes.util
@@ -10,10 +11,42 @@ import warnings
 import pytest
 import torch
 
-from beltrami.allocator import (HUGE_PAGES_ENV, ensure_huge_pages, glibc_malloc_available, huge_pages_active,
-                                huge_pages_supported, keep_freed_memory, use_huge_pages)
+from beltrami.allocator import (HUGE_PAGES_ENV, cpu_tensors_pooled, ensure_huge_pages, glibc_malloc_available,
+                                huge_pages_active, huge_pages_supported, keep_freed_memory, pool_cpu_tensors,
+                                use_huge_pages)
+from beltrami.sparse import available_backends, buffer_pool_bytes, release_buffers
 
 _needs_glibc = pytest.mark.skipif(not glibc_malloc_available(), reason="glibc's mallopt only")
+MIB = 2**20
+
+
+@pytest.mark.skipif("cpp" not in available_backends(), reason="the pool lives in the C++ kernels")
+def test_pooled_cpu_tensors_reuse_freed_blocks_within_bounds_and_the_default_comes_back():
+    release_buffers()
+    try:
+        pool_cpu_tensors()
+        assert cpu_tensors_pooled()
+        x = torch.ones(MIB)  # 4 MiB of float32
+        assert buffer_pool_bytes() == (4 * MIB, 4 * MIB)
+        ptr = x.data_ptr()
+        del x
+        y = torch.empty(MIB)
+        assert y.data_ptr() == ptr
+        assert torch.ones(1000).sum() == 1000 and buffer_pool_bytes()[1] == 4 * MIB  # small: not pooled
+        # sizes that never repeat, each freed at once: the free blocks stay within the most bytes ever in
+        # use together (y and the largest of them, 14 MiB), where keeping them all would hold 180 MiB
+        for k in range(4, 40):
+            torch.ones(k * MIB // 16)
+        held, in_use = buffer_pool_bytes()
+        assert in_use == 4 * MIB and held - in_use <= 14 * MIB
+    finally:
+        pool_cpu_tensors(False)
+    assert not cpu_tensors_pooled()
+    z = torch.ones(2 * MIB)  # PyTorch's allocator again
+    assert buffer_pool_bytes()[1] == 4 * MIB
+    del y  # made by the pool: its memory goes back there
+    assert buffer_pool_bytes()[1] == 0 and z.sum() == 2 * MIB
+    assert release_buffers() > 0 and buffer_pool_bytes() == (0, 0)
 
 
 class _MallInfo2(ctypes.Structure):

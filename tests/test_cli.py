@@ -1,6 +1,8 @@
 import csv
 import json
 
+import pytest
+
 from beltrami.bench.cli import COLUMNS, main
 from beltrami.sparse import available_backends
 
@@ -46,17 +48,23 @@ def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys):
     assert "unknown scheme 'rk5'" in text and "failed" in text
 
 
-def test_allocator_option_reaches_the_recorded_config(tmp_path):
-    from beltrami.allocator import keep_freed_memory
+@pytest.mark.parametrize("allocator, key", [("keep-freed", "keep_freed_memory"), ("pooled", "pool_memory")])
+def test_allocator_option_reaches_the_recorded_config(tmp_path, allocator, key):
+    from beltrami.allocator import cpu_tensors_pooled, keep_freed_memory, pool_cpu_tensors
 
+    if allocator == "pooled" and "cpp" not in available_backends():
+        pytest.skip("the pool lives in the C++ kernels")
     out = tmp_path / "r.json"
     try:
         assert main(["--dataset", "synthetic", "--nodes", "100", "--classes", "2", "--features", "4",
-                     "--scheme", "euler", "--epochs", "1", "--allocator", "keep-freed", "--output", str(out)]) == 0
+                     "--scheme", "euler", "--epochs", "1", "--allocator", allocator, "--output", str(out)]) == 0
+        assert cpu_tensors_pooled() == (allocator == "pooled")
     finally:
         keep_freed_memory(False)
+        if allocator == "pooled":
+            pool_cpu_tensors(False)
     row = json.loads(out.read_text())["rows"][0]
-    assert row["config"]["keep_freed_memory"] is True and not row["error"]
+    assert row["config"][key] is True and not row["error"]
     assert row["frozen"] is True  # the fast preset's attention
 
 

@@ -74,7 +74,8 @@ def run(args) -> List[Path]:
                 beltrami.fit(dataset, preset=args.preset, model=model, split=split,
                              seeds=list(range(args.first_seed, args.first_seed + args.seeds)), root=args.root,
                              device=args.device,
-                             keep_freed_memory=args.allocator == "keep-freed", extras=extras, output=str(partial))
+                             keep_freed_memory=args.allocator == "keep-freed",
+                             pool_memory=args.allocator == "pooled", extras=extras, output=str(partial))
             except DatasetFileError as err:
                 print(f"{dataset}: files missing ({err})", file=sys.stderr)
                 continue
@@ -180,8 +181,9 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=None)
     p.add_argument("--device", default="cpu", help="cpu or cuda (recorded in each result's config)")
     p.add_argument("--allocator", default="system", choices=ALLOCATORS,
-                   help="CPU memory: the system's (default), keep-freed (faster, more memory) or huge-pages "
-                        "(the command starts again with THP_MEM_ALLOC_ENABLE=1); see beltrami.allocator")
+                   help="CPU memory: the system's (default), pooled (faster; needs the C++ kernels), keep-freed "
+                        "(faster, more memory) or huge-pages (the command starts again with "
+                        "THP_MEM_ALLOC_ENABLE=1); see beltrami.allocator")
     p.add_argument("--results-dir", default="docs/results")
     p.add_argument("--from-json", nargs="*", default=None, help="only write the markdown from these files")
     p.add_argument("--markdown", default="docs/results.md")

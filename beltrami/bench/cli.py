@@ -64,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "see beltrami.sparse.spmm)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--allocator", default="system", choices=ALLOCATORS,
-                   help="CPU memory: the system's (default); keep-freed, which reuses freed memory instead of "
-                        "page-faulting big tensors in again (~1.2x faster epochs at arxiv size, ~2.7x peak "
-                        "memory); or huge-pages, PyTorch's transparent huge pages for big tensors (the command "
-                        "starts again with THP_MEM_ALLOC_ENABLE=1; see beltrami.allocator)")
+                   help="CPU memory: the system's (default); pooled, big tensors reuse freed blocks of their "
+                        "size instead of page-faulting fresh ones in (BLEND epochs at arxiv size 1.5-2.3x faster "
+                        "at ~1.1x the peak memory; needs the C++ kernels); keep-freed, glibc keeps freed memory "
+                        "(no compiler needed, ~2x peak memory); or huge-pages, PyTorch's transparent huge pages "
+                        "for big tensors (the command starts again with THP_MEM_ALLOC_ENABLE=1); see "
+                        "beltrami.allocator")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     p.add_argument("--runs", type=int, default=1, help="seeds per combination")
     p.add_argument("--seed", type=int, default=0, help="first seed (also of random splits and synthetic graphs)")
@@ -152,7 +154,8 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
     for i, (name, model, scheme, backprop, mode, kernel) in enumerate(grid, 1):
         options: Dict[str, Any] = {"model": model, "compile": mode, "device": args.device, "runs": args.runs,
                                    "seed": args.seed, "progress": True, "sparse_backend": kernel,
-                                   "keep_freed_memory": args.allocator == "keep-freed"}
+                                   "keep_freed_memory": args.allocator == "keep-freed",
+                                   "pool_memory": args.allocator == "pooled"}
         frozen = None if args.attention is None else args.attention == "frozen"
         for key, value in (("scheme", scheme), ("backprop", backprop), ("step_size", args.step_size),
                            ("epochs", 5 if args.quick else args.epochs), ("frozen", frozen)):

@@ -112,6 +112,8 @@ class FitConfig:
     compile: str = "eager"               # eager / script / compile (the diffusion function)
     sparse_backend: Optional[str] = None # BLEND's SpMM kernel: torch, torch_sparse, cpp (None: $BELTRAMI_SPARSE_BACKEND
                                          # or torch; see beltrami.sparse.spmm)
+    pool_memory: bool = False            # big CPU tensors reuse freed blocks of their size: no page faults
+                                         # (process-wide; needs the C++ kernels; see beltrami.allocator)
     keep_freed_memory: bool = False      # glibc malloc keeps freed memory: no page faults for big CPU tensors
                                          # (process-wide; see beltrami.allocator)
     checkpoint_dir: Optional[str] = None

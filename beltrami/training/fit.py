@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
-from ..allocator import HUGE_PAGES_ENV, huge_pages_active, huge_pages_supported, keep_freed_memory
+from ..allocator import (HUGE_PAGES_ENV, huge_pages_active, huge_pages_supported, keep_freed_memory,
+                         pool_cpu_tensors)
 from ..bench.measure import peak_rss_bytes
 from ..datasets import Dataset
 from ..datasets.load import canonical_name
@@ -214,6 +215,8 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
     """
     cfg = FitConfig.build(_preset_key(data), preset, **config)
     commit = git_commit()
+    if cfg.pool_memory:
+        pool_cpu_tensors()
     if cfg.keep_freed_memory and not keep_freed_memory():
         warnings.warn("keep_freed_memory=True has no effect here: the C library is not glibc", stacklevel=2)
     seeds = cfg.run_seeds()

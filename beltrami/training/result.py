@@ -65,7 +65,8 @@ class RunResult:
 
 
 # Options that do not change what is trained (seeds, notes, run-time switches): merged results may differ in them.
-_NOT_TRAINING = {"seed", "seeds", "runs", "extras", "progress", "keep_freed_memory", "sparse_backend",
+_NOT_TRAINING = {"seed", "seeds", "runs", "extras", "progress", "keep_freed_memory", "pool_memory",
+                 "sparse_backend",
                  "checkpoint_dir", "checkpoint_every", "resume"}
 
 

@@ -2,6 +2,7 @@
 
 ``BELTRAMI_BENCH_DEVICE=cuda`` runs them on the GPU: graphs and tensors live there, every timed step ends
 with a synchronisation, and the bandwidth they are compared with is the GPU's own copy bandwidth.
+``BELTRAMI_BENCH_ALLOCATOR=pooled`` takes every big CPU tensor from the C++ kernels' buffer pool,
 ``BELTRAMI_BENCH_ALLOCATOR=keep-freed`` makes glibc's malloc keep freed memory (:mod:`beltrami.allocator`);
 by default it is left as it is, as ``beltrami-bench`` does. Huge pages need ``THP_MEM_ALLOC_ENABLE=1`` in the
 environment pytest starts with (``BELTRAMI_BENCH_ALLOCATOR=huge-pages`` stops the session if they are off);
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 import beltrami
-from beltrami.allocator import ALLOCATORS, ensure_huge_pages, huge_pages_active, keep_freed_memory
+from beltrami.allocator import ALLOCATORS, ensure_huge_pages, huge_pages_active, keep_freed_memory, pool_cpu_tensors
 from beltrami.bench.measure import gather_bandwidth, memory_bandwidth, synchronize
 
 DEVICE = torch.device(os.environ.get("BELTRAMI_BENCH_DEVICE", "cpu"))
@@ -39,12 +40,16 @@ def local_graph(num_nodes: int = 169_343, num_edges: int = 1_166_243, window: in
 @pytest.fixture(scope="session", autouse=True)
 def allocator():
     """Apply ``BELTRAMI_BENCH_ALLOCATOR`` for the benchmark session (only when benchmarks run)."""
+    if ALLOCATOR == "pooled":
+        pool_cpu_tensors()
     if ALLOCATOR == "keep-freed":
         keep_freed_memory()
     if ALLOCATOR == "huge-pages":
         ensure_huge_pages()  # says to set THP_MEM_ALLOC_ENABLE=1 before pytest starts if it is not
     yield
     keep_freed_memory(False)
+    if ALLOCATOR == "pooled":
+        pool_cpu_tensors(False)
 
 
 class Bandwidth(NamedTuple):

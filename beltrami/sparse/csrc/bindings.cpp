@@ -17,6 +17,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "An uninitialised tensor of like's shape and dtype on the kernels' recycled memory");
   m.def("buffer_pool_bytes", &beltrami::buffer_pool_bytes,
         "(bytes the kernels' buffer pool holds, bytes of them in use)");
+  m.def("pool_cpu_tensors", &beltrami::pool_cpu_tensors,
+        "Every CPU tensor of 1 MiB and more from the buffer pool (True) or from PyTorch's allocator (False)");
+  m.def("cpu_tensors_pooled", &beltrami::cpu_tensors_pooled, "Whether PyTorch's CPU tensors come from the pool");
   m.def("release_buffers", &beltrami::release_buffers,
         "Let go of the buffer pool's free blocks; returns the number of bytes freed");
 }

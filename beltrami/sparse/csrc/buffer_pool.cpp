@@ -10,9 +10,11 @@
 // tensor, view or saved autograd state refers to it) the storage's deleter hands the block back to the pool
 // instead of to free(), for the next tensor of the same byte size. A storage so made is an ordinary one
 // (resizable, referenced only by its tensors), which matters: autograd accumulates a gradient in place, or
-// takes a gradient over as .grad, only when nothing else refers to its storage. What the pool holds is
-// bounded by what the kernels had in use at once; a free block not asked for over kMaxIdle requests is let
-// go, and release_buffers() lets go of every free block (as torch.cuda.empty_cache does).
+// takes a gradient over as .grad, only when nothing else refers to its storage. The free blocks are bounded
+// by the most bytes the pool's tensors had in use at once (so the pool holds at most twice that peak, even
+// when sizes never repeat), and blocks not asked for over kMaxIdle requests are let go; release_buffers()
+// lets go of every free block (as torch.cuda.empty_cache does). The kernels take their outputs from it
+// always; pool_cpu_tensors() makes it PyTorch's CPU allocator, for every tensor of the process.
 #include "kernels.h"
 
 #include <ATen/EmptyTensor.h>
@@ -40,23 +42,14 @@ struct Block {
 class PoolAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t nbytes) override {
-    if (nbytes < kMinBytes) return c10::GetCPUAllocator()->allocate(nbytes);
-    void* ptr = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++requests_;
-      // the block freed last: its pages are the likeliest still in cache and in the TLB
-      auto it = std::find_if(free_.rbegin(), free_.rend(), [&](const Block& b) { return b.nbytes == nbytes; });
-      if (it != free_.rend()) {
-        ptr = it->ptr;
-        free_.erase(std::next(it).base());
-      }
-    }
+    if (nbytes < kMinBytes) return c10::GetDefaultCPUAllocator()->allocate(nbytes);
+    void* ptr = take(nbytes);
     // c10::alloc_cpu: 64-byte aligned, and madvised for huge pages where THP_MEM_ALLOC_ENABLE asks for them
     if (ptr == nullptr) ptr = c10::alloc_cpu(nbytes);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       in_use_ += nbytes;
+      peak_in_use_ = std::max(peak_in_use_, in_use_);
     }
     return {ptr, new Block{ptr, nbytes, 0}, &give_back, c10::Device(c10::DeviceType::CPU)};
   }
@@ -67,9 +60,7 @@ class PoolAllocator final : public c10::Allocator {
 
   std::tuple<int64_t, int64_t> bytes() {
     std::lock_guard<std::mutex> lock(mutex_);
-    size_t held = in_use_;
-    for (const auto& b : free_) held += b.nbytes;
-    return {static_cast<int64_t>(held), static_cast<int64_t>(in_use_)};
+    return {static_cast<int64_t>(in_use_ + free_bytes_), static_cast<int64_t>(in_use_)};
   }
 
   int64_t release() {
@@ -77,6 +68,8 @@ class PoolAllocator final : public c10::Allocator {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       blocks.swap(free_);
+      free_bytes_ = 0;
+      peak_in_use_ = in_use_;
     }
     int64_t released = 0;
     for (const auto& b : blocks) {
@@ -87,13 +80,28 @@ class PoolAllocator final : public c10::Allocator {
   }
 
  private:
-  // The deleter of every pooled storage: the block goes back on the free list, and blocks idle for too
-  // long are let go.
+  // A free block of exactly nbytes, the one freed last (its pages are the likeliest still in cache and in
+  // the TLB); nullptr if there is none.
+  void* take(size_t nbytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++requests_;
+    auto it = std::find_if(free_.rbegin(), free_.rend(), [&](const Block& b) { return b.nbytes == nbytes; });
+    if (it == free_.rend()) return nullptr;
+    void* ptr = it->ptr;
+    free_bytes_ -= nbytes;
+    free_.erase(std::next(it).base());
+    return ptr;
+  }
+
+  // The deleter of every pooled storage: the block goes on the free list. The free list is then trimmed,
+  // oldest first, of blocks idle for kMaxIdle requests and of whatever exceeds the most bytes ever in use
+  // at once: the pool never holds more than twice the peak its tensors needed, even when sizes never
+  // repeat.
   static void give_back(void* ctx);
 
   std::mutex mutex_;
-  std::vector<Block> free_;
-  size_t in_use_ = 0;
+  std::vector<Block> free_;  // in the order they were freed
+  size_t in_use_ = 0, free_bytes_ = 0, peak_in_use_ = 0;
   uint64_t requests_ = 0;
 };
 
@@ -112,10 +120,15 @@ void PoolAllocator::give_back(void* ctx) {
     self.in_use_ -= block->nbytes;
     block->last_use = self.requests_;
     self.free_.push_back(*block);
-    auto idle = [&](const Block& b) { return self.requests_ - b.last_use > kMaxIdle; };
-    for (const auto& b : self.free_)
-      if (idle(b)) stale.push_back(b.ptr);
-    self.free_.erase(std::remove_if(self.free_.begin(), self.free_.end(), idle), self.free_.end());
+    self.free_bytes_ += block->nbytes;
+    size_t drop = 0;  // the oldest blocks go
+    while (drop < self.free_.size() && (self.free_bytes_ > self.peak_in_use_ ||
+                                        self.requests_ - self.free_[drop].last_use > kMaxIdle)) {
+      self.free_bytes_ -= self.free_[drop].nbytes;
+      stale.push_back(self.free_[drop].ptr);
+      ++drop;
+    }
+    self.free_.erase(self.free_.begin(), self.free_.begin() + drop);
   }
   delete block;
   for (void* ptr : stale) c10::free_cpu(ptr);
@@ -132,5 +145,19 @@ torch::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& optio
 std::tuple<int64_t, int64_t> buffer_pool_bytes() { return pool().bytes(); }
 
 int64_t release_buffers() { return pool().release(); }
+
+bool cpu_tensors_pooled() { return c10::GetCPUAllocator() == &pool(); }
+
+// Every CPU tensor of PyTorch's from the pool (enable) or from the allocator before it again. Priority 100:
+// above the default allocator's registration, so that the setting always takes.
+void pool_cpu_tensors(bool enable) {
+  static c10::Allocator* previous = nullptr;  // what was there before the pool: back on disable
+  if (enable && !cpu_tensors_pooled()) {
+    previous = c10::GetCPUAllocator();
+    c10::SetCPUAllocator(&pool(), 100);
+  } else if (!enable && cpu_tensors_pooled()) {
+    c10::SetCPUAllocator(previous != nullptr ? previous : c10::GetDefaultCPUAllocator(), 100);
+  }
+}
 
 }  // namespace beltrami

@@ -56,6 +56,9 @@ torch::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& optio
 // (bytes the pool holds, bytes of it in use) and letting go of its free blocks (returns the bytes freed).
 std::tuple<int64_t, int64_t> buffer_pool_bytes();
 int64_t release_buffers();
+// Every CPU tensor of 1 MiB and more from the pool (enable) or from PyTorch's allocator again; and which.
+void pool_cpu_tensors(bool enable);
+bool cpu_tensors_pooled();
 
 }  // namespace beltrami
 
