@@ -1,5 +1,8 @@
 """The C++ kernels' buffer pool: memory is reused only once nothing refers to it, and every kernel writes
 every element of a recycled buffer."""
+import os
+import signal
+
 import pytest
 import torch
 
@@ -136,3 +139,23 @@ def test_autograd_takes_pooled_gradients_over_without_copies():
     assert buffer_pool_bytes()[1] == x.grad.numel() * 4
     x.grad = None
     assert buffer_pool_bytes()[1] == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_pool_serves_both_sides_of_a_fork():
+    """The pool's lock is taken around fork() (a child forked while another thread held it would wait on it
+    forever) and let go in parent and child: both allocate and free afterwards."""
+    kernels = load()
+    like = torch.empty(MIB // 4)
+    kept = kernels.pooled_empty_like(like)
+    pid = os.fork()
+    if pid == 0:  # the child: no torch op that could start threads, a deadline in case the lock is stuck
+        signal.alarm(20)
+        block = kernels.pooled_empty_like(like)
+        del block
+        release_buffers()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    again = kernels.pooled_empty_like(like)
+    assert again.data_ptr() != kept.data_ptr()

@@ -21,6 +21,8 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <mutex>
 #include <vector>
@@ -62,6 +64,9 @@ class PoolAllocator final : public c10::Allocator {
     std::lock_guard<std::mutex> lock(mutex_);
     return {static_cast<int64_t>(in_use_ + free_bytes_), static_cast<int64_t>(in_use_)};
   }
+
+  void lock() { mutex_.lock(); }
+  void unlock() { mutex_.unlock(); }
 
   int64_t release() {
     std::vector<Block> blocks;
@@ -106,8 +111,14 @@ class PoolAllocator final : public c10::Allocator {
 };
 
 // Never destroyed: tensors that outlive static destruction at exit still hand their blocks back to it.
+// A process forked while another thread holds the pool's lock (a DataLoader worker started during a
+// backward) would find it locked forever: the lock is taken around fork() and let go on both sides.
 PoolAllocator& pool() {
-  static auto* allocator = new PoolAllocator();
+  static auto* allocator = [] {
+    auto* created = new PoolAllocator();
+    pthread_atfork([] { pool().lock(); }, [] { pool().unlock(); }, [] { pool().unlock(); });
+    return created;
+  }();
   return *allocator;
 }
 
