@@ -10,9 +10,9 @@
 // tensor, view or saved autograd state refers to it) the storage's deleter hands the block back to the pool
 // instead of to free(), for the next tensor of the same byte size. A storage so made is an ordinary one
 // (resizable, referenced only by its tensors), which matters: autograd accumulates a gradient in place, or
-// takes a gradient over as .grad, only when nothing else refers to its storage. The free blocks are bounded
-// by the most bytes the pool's tensors had in use at once (so the pool holds at most twice that peak, even
-// when sizes never repeat), and blocks not asked for over kMaxIdle requests are let go; release_buffers()
+// takes a gradient over as .grad, only when nothing else refers to its storage. The pool holds no more than
+// the most bytes its tensors had in use at once (free blocks of other sizes go before a new one comes), and
+// blocks not asked for over kMaxIdle requests are let go; release_buffers()
 // lets go of every free block (as torch.cuda.empty_cache does). The kernels take their outputs from it
 // always; pool_cpu_tensors() makes it PyTorch's CPU allocator, for every tensor of the process.
 #include "kernels.h"
@@ -86,22 +86,38 @@ class PoolAllocator final : public c10::Allocator {
 
  private:
   // A free block of exactly nbytes, the one freed last (its pages are the likeliest still in cache and in
-  // the TLB); nullptr if there is none.
+  // the TLB); nullptr if there is none, after letting go of free blocks that the new one would put above
+  // the peak. So the pool never holds more than the most bytes its tensors had in use at once, even when
+  // sizes never repeat.
   void* take(size_t nbytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++requests_;
-    auto it = std::find_if(free_.rbegin(), free_.rend(), [&](const Block& b) { return b.nbytes == nbytes; });
-    if (it == free_.rend()) return nullptr;
-    void* ptr = it->ptr;
-    free_bytes_ -= nbytes;
-    free_.erase(std::next(it).base());
-    return ptr;
+    std::vector<void*> evicted;
+    void* ptr = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++requests_;
+      auto it = std::find_if(free_.rbegin(), free_.rend(), [&](const Block& b) { return b.nbytes == nbytes; });
+      if (it != free_.rend()) {
+        ptr = it->ptr;
+        free_bytes_ -= nbytes;
+        free_.erase(std::next(it).base());
+        return ptr;
+      }
+      // a new block: first let go of free ones, oldest first, until the pool holds no more than its tensors
+      // ever had in use at once
+      size_t drop = 0;
+      while (drop < free_.size() && in_use_ + free_bytes_ + nbytes > std::max(peak_in_use_, in_use_ + nbytes)) {
+        free_bytes_ -= free_[drop].nbytes;
+        evicted.push_back(free_[drop].ptr);
+        ++drop;
+      }
+      free_.erase(free_.begin(), free_.begin() + drop);
+    }
+    for (void* old : evicted) c10::free_cpu(old);
+    return nullptr;
   }
 
-  // The deleter of every pooled storage: the block goes on the free list. The free list is then trimmed,
-  // oldest first, of blocks idle for kMaxIdle requests and of whatever exceeds the most bytes ever in use
-  // at once: the pool never holds more than twice the peak its tensors needed, even when sizes never
-  // repeat.
+  // The deleter of every pooled storage: the block goes on the free list, and blocks idle for kMaxIdle
+  // requests leave it, oldest first.
   static void give_back(void* ctx);
 
   std::mutex mutex_;
@@ -133,8 +149,7 @@ void PoolAllocator::give_back(void* ctx) {
     self.free_.push_back(*block);
     self.free_bytes_ += block->nbytes;
     size_t drop = 0;  // the oldest blocks go
-    while (drop < self.free_.size() && (self.free_bytes_ > self.peak_in_use_ ||
-                                        self.requests_ - self.free_[drop].last_use > kMaxIdle)) {
+    while (drop < self.free_.size() && self.requests_ - self.free_[drop].last_use > kMaxIdle) {
       self.free_bytes_ -= self.free_[drop].nbytes;
       stale.push_back(self.free_[drop].ptr);
       ++drop;
