@@ -7,19 +7,20 @@ in from scratch: 9-10 ms on the 2-core machine, where filling a reused one takes
 
 :func:`pool_cpu_tensors` (``--allocator pooled``, ``fit(pool_memory=True)``) makes the C++ kernels' buffer
 pool (``beltrami/sparse/csrc/buffer_pool.cpp``) PyTorch's CPU allocator: a tensor of 1 MiB or more gets
-the memory of a freed one of the same byte size, and the pool keeps at most as many free bytes as its
-tensors ever had in use at once. The kernels of backend ``"cpp"`` use that pool for their own outputs
+the memory of a freed one of the same byte size, and the pool never holds more than its tensors had in
+use at once (a new block first lets go of free ones of other sizes). The kernels of backend ``"cpp"`` use that pool for their own outputs
 always; this option extends it to every tensor (the solvers' stage combinations, dropout masks, the
-encoders). BLEND at ogbn-arxiv size, 2 cores, cpp kernels, rk4 with direct backprop: epochs 2.4x faster
-with frozen attention (3.38 s to 1.37-1.44 s) at 1.09x the peak memory, 1.5x with the time-dependent flow
-(3.80-3.98 s to 2.54-2.66 s) at 1.01x. It needs the C++ kernels (a compiler and ninja) and is opt-in, since
-it replaces the allocator of the whole process.
+encoders). BLEND at ogbn-arxiv size, 2 cores, cpp kernels: rk4 with direct backprop 2.0x faster with
+frozen attention (3.27-3.39 s to 1.57-1.69 s per epoch), 1.4x with the time-dependent flow (3.90-4.16 s to
+2.82-2.92 s), at the same peak memory (0.98-1.01x); the paper preset (dopri5, adjoint) 2.1x (42.4 s to
+20.4 s) at 1.09x. It needs the C++ kernels (a compiler and ninja) and is opt-in, since it replaces the
+allocator of the whole process.
 
 :func:`keep_freed_memory` (``--allocator keep-freed``) sets glibc's ``M_MMAP_MAX = 0`` (large blocks come
 from the heap, so a freed block is reused by the next tensor of its size) and a high ``M_TRIM_THRESHOLD``
 (the heap is not handed back to the system after every free). It needs no compiler, but the heap fragments:
-in the same comparison, epochs took 1.81 s (frozen) and 4.06 s (time-dependent) at 1.5x and 2.3x the peak
-memory (``docs/design-notes.md``). Transparent huge pages for malloc's mappings
+in the same comparison, rk4 epochs took 2.11 s (frozen) and 3.29 s (time-dependent) at 2.7x and 2.0x the
+peak memory (``docs/design-notes.md``). Transparent huge pages for malloc's mappings
 (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, THP in ``madvise`` mode here) sped up one function evaluation
 1.3x but not the training epochs. Preloading jemalloc or tcmalloc is the other well-known route.
 

@@ -189,9 +189,11 @@ def _suggest_huge_pages(cfg: FitConfig, num_nodes: int) -> None:
     # before the process's first tensor, so the most fit() can do is say so where they were measured to help.
     if (num_nodes >= HUGE_PAGES_HINT_NODES and cfg.backprop == "adjoint" and torch.device(cfg.device).type == "cpu"
             and huge_pages_supported() and not huge_pages_active()):
+        # the pool: measured 2.1x on the same runs at 1.09x the peak memory (docs/design-notes.md)
+        pool = "" if cfg.pool_memory else "; or pass pool_memory=True (2.1x, same memory within 10%)"
         warnings.warn(f"adjoint training of a {num_nodes:,}-node graph on the CPU without huge pages: set "
                       f"{HUGE_PAGES_ENV}=1 in the environment before Python starts (1.8x faster epochs at "
-                      "ogbn-arxiv's size with dopri5; see beltrami.allocator)", stacklevel=3)
+                      f"ogbn-arxiv's size with dopri5){pool}; see beltrami.allocator", stacklevel=3)
 
 
 def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: Optional[str] = None,
