@@ -84,7 +84,8 @@ def pool_cpu_tensors(enable: bool = True) -> None:
     allocator that was there before again (tensors made meanwhile still return their memory to the pool).
 
     Process-wide, like :func:`keep_freed_memory`. :func:`beltrami.sparse.release_buffers` lets go of the
-    pool's free blocks.
+    pool's free blocks. ``torch.profiler``'s memory records no longer see the pooled tensors (PyTorch's own
+    allocator reports them; the pool does not).
 
     Raises:
         ImportError: the C++ kernels, which hold the pool, cannot be built here (no compiler or ninja).
