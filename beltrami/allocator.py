@@ -8,9 +8,9 @@ in from scratch: 9-10 ms on the 2-core machine, where filling a reused one takes
 :func:`pool_cpu_tensors` (``--allocator pooled``, ``fit(pool_memory=True)``) makes the C++ kernels' buffer
 pool (``beltrami/sparse/csrc/buffer_pool.cpp``) PyTorch's CPU allocator: a tensor of 1 MiB or more gets
 the memory of a freed one of the same byte size, and the pool never holds more than its tensors had in
-use at once (a new block first lets go of free ones of other sizes). The kernels of backend ``"cpp"`` use that pool for their own outputs
-always; this option extends it to every tensor (the solvers' stage combinations, dropout masks, the
-encoders). BLEND at ogbn-arxiv size, 2 cores, cpp kernels: rk4 with direct backprop 2.0x faster with
+use at once (a new block first lets go of free ones of other sizes). The kernels of backend ``"cpp"`` use
+that pool for their own outputs always; this option extends it to every tensor (the solvers' stage
+combinations, dropout masks, the encoders). BLEND at ogbn-arxiv size, 2 cores, cpp kernels: rk4 with direct backprop 2.0x faster with
 frozen attention (3.27-3.39 s to 1.57-1.69 s per epoch), 1.4x with the time-dependent flow (3.90-4.16 s to
 2.82-2.92 s), at the same peak memory (0.98-1.01x); the paper preset (dopri5, adjoint) 2.1x (42.4 s to
 20.4 s) at 1.09x. It needs the C++ kernels (a compiler and ninja) and is opt-in, since it replaces the

@@ -13,7 +13,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("projection", &projection, "x @ weight.T + bias with the output on the buffer pool's memory");
   m.def("projection_backward", &projection_backward,
         "Gradients of projection: (grad x [N, K] on the buffer pool's memory, grad weight [M, K], grad bias [M])");
-  m.def("pooled_empty_like", [](const torch::Tensor& like) { return beltrami::pooled_empty(like.sizes(), like.options()); },
+  m.def("pooled_empty_like",
+        [](const torch::Tensor& like) { return beltrami::pooled_empty(like.sizes(), like.options()); },
         "An uninitialised tensor of like's shape and dtype on the kernels' recycled memory");
   m.def("buffer_pool_bytes", &beltrami::buffer_pool_bytes,
         "(bytes the kernels' buffer pool holds, bytes of them in use)");

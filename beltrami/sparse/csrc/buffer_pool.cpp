@@ -12,9 +12,9 @@
 // (resizable, referenced only by its tensors), which matters: autograd accumulates a gradient in place, or
 // takes a gradient over as .grad, only when nothing else refers to its storage. The pool holds no more than
 // the most bytes its tensors had in use at once (free blocks of other sizes go before a new one comes), and
-// blocks not asked for over kMaxIdle requests are let go; release_buffers()
-// lets go of every free block (as torch.cuda.empty_cache does). The kernels take their outputs from it
-// always; pool_cpu_tensors() makes it PyTorch's CPU allocator, for every tensor of the process.
+// blocks not asked for over kMaxIdle requests are let go; release_buffers() lets go of every free block (as
+// torch.cuda.empty_cache does). The kernels take their outputs from it always; pool_cpu_tensors() makes it
+// PyTorch's CPU allocator, for every tensor of the process.
 #include "kernels.h"
 
 #include <ATen/EmptyTensor.h>
@@ -91,29 +91,35 @@ class PoolAllocator final : public c10::Allocator {
   // sizes never repeat.
   void* take(size_t nbytes) {
     std::vector<void*> evicted;
-    void* ptr = nullptr;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       ++requests_;
       auto it = std::find_if(free_.rbegin(), free_.rend(), [&](const Block& b) { return b.nbytes == nbytes; });
       if (it != free_.rend()) {
-        ptr = it->ptr;
+        void* ptr = it->ptr;
         free_bytes_ -= nbytes;
         free_.erase(std::next(it).base());
         return ptr;
       }
-      // a new block: first let go of free ones, oldest first, until the pool holds no more than its tensors
-      // ever had in use at once
-      size_t drop = 0;
-      while (drop < free_.size() && in_use_ + free_bytes_ + nbytes > std::max(peak_in_use_, in_use_ + nbytes)) {
-        free_bytes_ -= free_[drop].nbytes;
-        evicted.push_back(free_[drop].ptr);
-        ++drop;
-      }
-      free_.erase(free_.begin(), free_.begin() + drop);
+      evicted = drop_oldest_while(
+          [&](const Block&) { return in_use_ + free_bytes_ + nbytes > std::max(peak_in_use_, in_use_ + nbytes); });
     }
     for (void* old : evicted) c10::free_cpu(old);
     return nullptr;
+  }
+
+  // Takes free blocks off the list, oldest first, while keep_dropping(oldest) holds (the lock held); returns
+  // their memory, for the caller to free outside the lock.
+  template <typename Predicate>
+  std::vector<void*> drop_oldest_while(Predicate keep_dropping) {
+    std::vector<void*> dropped;
+    size_t drop = 0;
+    for (; drop < free_.size() && keep_dropping(free_[drop]); ++drop) {
+      free_bytes_ -= free_[drop].nbytes;
+      dropped.push_back(free_[drop].ptr);
+    }
+    free_.erase(free_.begin(), free_.begin() + drop);
+    return dropped;
   }
 
   // The deleter of every pooled storage: the block goes on the free list, and blocks idle for kMaxIdle
@@ -148,13 +154,7 @@ void PoolAllocator::give_back(void* ctx) {
     block->last_use = self.requests_;
     self.free_.push_back(*block);
     self.free_bytes_ += block->nbytes;
-    size_t drop = 0;  // the oldest blocks go
-    while (drop < self.free_.size() && self.requests_ - self.free_[drop].last_use > kMaxIdle) {
-      self.free_bytes_ -= self.free_[drop].nbytes;
-      stale.push_back(self.free_[drop].ptr);
-      ++drop;
-    }
-    self.free_.erase(self.free_.begin(), self.free_.begin() + drop);
+    stale = self.drop_oldest_while([&](const Block& b) { return self.requests_ - b.last_use > kMaxIdle; });
   }
   delete block;
   for (void* ptr : stale) c10::free_cpu(ptr);
