@@ -69,17 +69,18 @@ def test_cpp_kernel_on_a_bigger_graph_with_threads(dtype):
 
 
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="no C++ compiler")
+@pytest.mark.parametrize("heads", [4, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fused_attention_kernel_on_a_bigger_graph_with_threads(dtype):
+def test_fused_attention_kernel_on_a_bigger_graph_with_threads(dtype, heads):
     """``beltrami::attention_diffusion`` against the composition it replaces (SDDMM, row softmax, head mean,
     SpMM, ``alpha (A x - x)``): output and the gradients of kq, x and alpha, with empty rows, at 1 and 2
-    threads."""
+    threads; with a head count the kernels fix at compile time (4) and one they only know at run time (3)."""
     from beltrami.sparse.softmax import segment_softmax
 
     g = random_graph(n=3000, m=60_000, isolated=50)
     c = g.csr()
     gen = torch.Generator().manual_seed(0)
-    kq = torch.randn(g.num_nodes, 2, 4, 8, generator=gen, dtype=torch.float64)
+    kq = torch.randn(g.num_nodes, 2, heads, 8, generator=gen, dtype=torch.float64)
     x, w = (torch.randn(g.num_nodes, 67, generator=gen, dtype=torch.float64) for _ in range(2))
     alpha = torch.tensor([0.6], dtype=torch.float64)
 
