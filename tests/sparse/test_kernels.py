@@ -12,6 +12,8 @@ from tests.reference import dense, dense_row_softmax, dense_squareplus, random_g
 
 BACKENDS = [b for b in available_backends() if b != "pyg_lib"]  # torch; torch_sparse, cpp where present
 D = torch.float64
+# (heads, key width) pairs the C++ fused attention is compiled for with both fixed, in float
+FIXED_SHAPES = [(1, 64), (4, 8), (8, 16), (8, 4), (1, 16), (4, 2), (4, 16), (2, 16)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -69,18 +71,19 @@ def test_cpp_kernel_on_a_bigger_graph_with_threads(dtype):
 
 
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="no C++ compiler")
-@pytest.mark.parametrize("heads", [4, 3])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fused_attention_kernel_on_a_bigger_graph_with_threads(dtype, heads):
+@pytest.mark.parametrize("dtype,heads,width", [(torch.float64, 4, 8), (torch.float64, 3, 8)]
+                         + [(torch.float32, h, k) for h, k in FIXED_SHAPES + [(3, 8), (4, 5)]])
+def test_fused_attention_kernel_on_a_bigger_graph_with_threads(dtype, heads, width):
     """``beltrami::attention_diffusion`` against the composition it replaces (SDDMM, row softmax, head mean,
     SpMM, ``alpha (A x - x)``): output and the gradients of kq, x and alpha, with empty rows, at 1 and 2
-    threads; with a head count the kernels fix at compile time (4) and one they only know at run time (3)."""
+    threads; in float32 for every head shape the kernels are compiled for with heads and key width fixed, and
+    for two they know only at run time (as double always is)."""
     from beltrami.sparse.softmax import segment_softmax
 
     g = random_graph(n=3000, m=60_000, isolated=50)
     c = g.csr()
     gen = torch.Generator().manual_seed(0)
-    kq = torch.randn(g.num_nodes, 2, heads, 8, generator=gen, dtype=torch.float64)
+    kq = torch.randn(g.num_nodes, 2, heads, width, generator=gen, dtype=torch.float64)
     x, w = (torch.randn(g.num_nodes, 67, generator=gen, dtype=torch.float64) for _ in range(2))
     alpha = torch.tensor([0.6], dtype=torch.float64)
 
@@ -106,6 +109,13 @@ def test_fused_attention_kernel_on_a_bigger_graph_with_threads(dtype, heads):
                 torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4 if b.numel() > 1 else 1e-2)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.skipif("cpp" not in BACKENDS, reason="no C++ compiler")
+def test_fused_attention_fixed_shapes_are_the_tested_ones():
+    from beltrami.sparse.cpu_kernels import load
+
+    assert [tuple(s) for s in load().attention_fixed_shapes()] == FIXED_SHAPES
 
 
 @pytest.mark.skipif("cpp" not in BACKENDS, reason="no C++ compiler")

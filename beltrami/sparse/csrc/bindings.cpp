@@ -10,6 +10,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "(out [N, D], att [E, H])");
   m.def("attention_diffusion_backward", &attention_diffusion_backward,
         "Gradients of attention_diffusion: (grad kq [N, 2, H, K], grad x [N, D], grad alpha [])");
+  m.def("attention_fixed_shapes", &attention_fixed_shapes,
+        "The (heads, key width) pairs attention_diffusion is compiled for with both fixed, in float");
   m.def("projection", &projection, "x @ weight.T + bias with the output on the buffer pool's memory");
   m.def("projection_backward", &projection_backward,
         "Gradients of projection: (grad x [N, K] on the buffer pool's memory, grad weight [M, K], grad bias [M])");
