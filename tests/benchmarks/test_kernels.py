@@ -70,7 +70,7 @@ def test_edge_softmax_forward_backward(benchmark, graph, bandwidth, over):
 
 
 @pytest.mark.parametrize("mode", ["eager", "script", "compile"])
-@pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "torch_sparse"])
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_beltrami_function_forward_backward(benchmark, graph, bandwidth, mode, kernel):
     torch.manual_seed(0)
     f = compile_function(BeltramiDiffusion(graph, D, heads=4, attention_dim=32, backend=kernel).to(DEVICE), mode)
