@@ -43,7 +43,6 @@ MAX_WIDTH = 256  # widest feature rows taken: a program holds a block of BLOCK_E
 
 
 @functools.lru_cache(maxsize=None)
-@functools.lru_cache(maxsize=None)
 def available() -> bool:
     """Whether Triton is importable (the kernels then run on CUDA tensors, or anywhere when interpreted).
     Asked once per process: the search through ``sys.path`` takes ~40 us, and every CUDA SpMM of backend
