@@ -14,6 +14,7 @@ from ..validation import check_choice, check_finite, check_options
 from .base import get_scheme
 from .implicit import integrate_theta
 from .adjoint import adjoint_with_history
+from .runge_kutta import TABLEAUS, integrate_adaptive
 from .solution import CountedFunction, Solution, SolverError
 
 # torchdiffeq warns that fixed-grid solvers ignore the accept/reject-step callbacks every counted function
@@ -121,6 +122,10 @@ def _torchdiffeq(cls, counter: CountedFunction, z0: Tensor, ts, step_size, rtol,
     t = torch.tensor(ts, dtype=torch.float64 if z0.dtype == torch.float64 else torch.float32, device=z0.device)
     rtol = 1e-7 if rtol is None else rtol
     atol = 1e-9 if atol is None else atol
+    if cls.adaptive and backprop == "direct" and cls.method in TABLEAUS:
+        # torchdiffeq's steps in fewer tensor operations (beltrami.solvers.runge_kutta)
+        rest = integrate_adaptive(counter, z0, ts, TABLEAUS[cls.method], rtol, atol, max_steps, cls.name)
+        return torch.cat([z0.unsqueeze(0), rest])
     if cls.adaptive:
         solver_options = {"max_num_steps": max_steps}
         kwargs = dict(rtol=rtol, atol=atol)
