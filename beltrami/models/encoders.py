@@ -5,19 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def sparse_dropout(u: Tensor, p: float, training: bool) -> Tensor:
-    """Dropout on the stored values of a sparse CSR/COO tensor (implicit zeros stay zero)."""
-    if not training or p == 0.0:
-        return u
-    if u.layout == torch.sparse_csr:
-        values = F.dropout(u.values(), p, True)
-        return torch.sparse_csr_tensor(u.crow_indices(), u.col_indices(), values, u.shape, check_invariants=False)
-    u = u.coalesce()
-    return torch.sparse_coo_tensor(u.indices(), F.dropout(u.values(), p, True), u.shape, is_coalesced=True)
+from .input_projection import ProjectionCache, project
 
 
 class PositionalEncoder(nn.Module):
@@ -25,8 +15,9 @@ class PositionalEncoder(nn.Module):
     ``W`` ``[P, d']``.
 
     A sparse ``U`` is multiplied as is (O(nnz d')); its gradient only reaches ``W`` and ``b``. Dropout
-    (``input_dropout``, default 0) acts on the stored entries, as the official code's dense dropout does on
-    its PPR rows.
+    (``input_dropout``, default 0) acts on every entry, as the official code's dense dropout does on its
+    PPR rows (on a sparse ``U`` the stored ones: the others are zero). See
+    :mod:`beltrami.models.input_projection`.
     """
 
     def __init__(self, in_dim: int, out_dim: int, input_dropout: float = 0.0) -> None:
@@ -34,6 +25,7 @@ class PositionalEncoder(nn.Module):
         self.in_dim, self.out_dim, self.input_dropout = in_dim, out_dim, input_dropout
         self.weight = nn.Parameter(torch.empty(in_dim, out_dim))
         self.bias = nn.Parameter(torch.empty(out_dim))
+        self._cache = ProjectionCache()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -42,25 +34,26 @@ class PositionalEncoder(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, pos: Tensor) -> Tensor:
-        if pos.layout != torch.strided:
-            return torch.sparse.mm(sparse_dropout(pos, self.input_dropout, self.training), self.weight) + self.bias
-        return F.dropout(pos, self.input_dropout, self.training) @ self.weight + self.bias
+        return project(pos, self.weight, self.bias, self.input_dropout, self.training, self._cache)
 
     def extra_repr(self) -> str:
         return f"{self.in_dim}, {self.out_dim}"
 
 
 class FeatureEncoder(nn.Module):
-    """``psi(X) = dropout(X) W + b`` (input dropout, then a linear map)."""
+    """``psi(X) = dropout(X) W + b`` (input dropout, then a linear map ``lin``). ``X`` ``[N, F]``, dense or
+    sparse; a dense ``X`` of few nonzeros (bag-of-words) is multiplied in sparse form, converted once while
+    the same tensor is passed (see :mod:`beltrami.models.input_projection`)."""
 
     def __init__(self, in_dim: int, out_dim: int, input_dropout: float = 0.0) -> None:
         super().__init__()
         self.input_dropout = input_dropout
         self.lin = nn.Linear(in_dim, out_dim)
+        self._cache = ProjectionCache()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.lin(F.dropout(x, self.input_dropout, self.training))
+        return project(x, self.lin.weight.t(), self.lin.bias, self.input_dropout, self.training, self._cache)

@@ -35,8 +35,8 @@ def _ppr_matrix(ds: Dataset, alpha: float, topk: Optional[int], show: bool, norm
 
 
 def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
-    """``None``, top-k PPR rows as a sparse CSR tensor ``[N, N]``, or dense DeepWalk / Poincare-ball
-    embeddings ``[N, d]``."""
+    """``None``, PPR rows ``[N, N]`` (top-k: a sparse CSR tensor; all entries, ``ppr_topk=None``: dense), or
+    dense DeepWalk / Poincare-ball embeddings ``[N, d]``."""
     if cfg.model in ("gcn", "gat") or cfg.pos_encoding is None:
         return None
     if cfg.pos_encoding == "ppr":
@@ -47,6 +47,8 @@ def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
         sym = cfg.ppr_normalization == "sym-col"
         m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress, cfg.ppr_normalization,
                         1.0 if sym and cfg.self_loops else 0.0)
+        if cfg.ppr_topk is None:  # full rows: dense holds them in a third of CSR's memory
+            return torch.from_numpy(m.toarray().astype(np.float32, copy=False))
         return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
                                        torch.from_numpy(m.indices.astype(np.int64)),
                                        torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False)
@@ -65,7 +67,7 @@ def rewired_graph(cfg, ds: Dataset, pos: Optional[Tensor]) -> Graph:
     """The graph BLEND diffuses on: the input graph, or its DIGL/kNN rewiring; plus self-loops if asked."""
     g = ds.graph
     if cfg.rewire is not None and cfg.model not in ("gcn", "gat"):
-        if cfg.rewire == "ppr" or (pos is not None and pos.layout != torch.strided):
+        if cfg.rewire == "ppr" or (pos is not None and cfg.pos_encoding == "ppr"):
             # kNN in PPR coordinates is DIGL's top-k PPR graph
             from ..encodings.ppr import PPRResult
 

@@ -1,0 +1,137 @@
+"""``dropout(U) @ W + b`` for the fixed inputs of a model: node features and positional coordinates.
+
+The inputs never change during training, but each forward drops a fresh random subset of their entries.
+Two things make that cheap here:
+
+- **Sparse inputs stay sparse.** Bag-of-words features are about 1% nonzero and top-k PPR rows are sparse:
+  dropout of a zero is zero, so only the stored entries draw a mask, and the product and its gradient
+  ``W.grad = dropout(U)^T G`` run over them through a transpose computed once (:class:`SparseRows`). A
+  dense input of few nonzeros is turned into this form once and cached for as long as the tensor is
+  unchanged (same object, same version), so a training loop that passes the same ``x`` every epoch pays
+  the conversion once.
+- **Masks from random bits.** On the CPU, PyTorch draws a Bernoulli mask one element at a time through
+  its Mersenne twister; here 32 random bits per element come from numpy's SFC64 generator, seeded from
+  PyTorch's generator (so ``torch.manual_seed`` fixes them), and an element is kept when its bits, read
+  as an integer, clear a threshold: keep probability ``1 - p`` to within ``2^-32`` (PyTorch's own
+  float mask resolves ``2^-24``). On CUDA, PyTorch's dropout is used.
+
+Shapes: ``U`` ``[N, P]`` (dense, sparse CSR/COO, or :class:`SparseRows`), ``W`` ``[P, D]``, ``b`` ``[D]``
+-> ``[N, D]``.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..graph import CSR, _crow_from_sorted_rows
+from ..sparse.ops import TORCH
+
+SPARSE_BELOW = 0.1
+"""A dense input with fewer than this fraction of nonzeros is projected in sparse form."""
+DENSE_ABOVE = 0.5
+"""A sparse input with more than this fraction stored is projected in dense form (exact PPR rows are full)."""
+
+
+def keep_mask(shape: Tuple[int, ...], p: float, device: torch.device) -> Tensor:
+    """A boolean mask of ``shape`` whose entries are True with probability ``1 - p`` (see the module doc)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    if device.type != "cpu":
+        return torch.rand(shape, device=device) >= p
+    seed = int(torch.randint(0, 2 ** 62, (1,)))
+    words = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw((n + 1) // 2)
+    bits = torch.from_numpy(words.view(np.int32)[:n])
+    # uniform on [-2^31, 2^31): P(bits >= -2^31 + round(p 2^32)) = 1 - p (to 2^-32)
+    threshold = -(2 ** 31) + int(round(p * 2 ** 32))
+    return (bits >= threshold).view(shape)
+
+
+def dropout(u: Tensor, p: float, training: bool) -> Tensor:
+    """``F.dropout(u, p, training)`` with the mask of :func:`keep_mask` (PyTorch's own on CUDA)."""
+    if not training or p == 0.0:
+        return u
+    if u.is_cuda:
+        return F.dropout(u, p, True)
+    return u * keep_mask(tuple(u.shape), p, u.device).to(u.dtype).mul_(1.0 / (1.0 - p))
+
+
+class SparseRows:
+    """A fixed sparse matrix ``[N, P]`` in CSR form with its transpose (:class:`~beltrami.graph.CSR` index
+    tensors; the transpose's values are ``values[csr.t_perm]``)."""
+
+    def __init__(self, crow: Tensor, col: Tensor, values: Tensor, shape: Tuple[int, int]) -> None:
+        self.values, self.shape = values, (int(shape[0]), int(shape[1]))
+        row = torch.repeat_interleave(torch.arange(self.shape[0], device=crow.device), crow[1:] - crow[:-1])
+        t_perm = torch.argsort(col * max(self.shape[0], 1) + row, stable=True)
+        t_perm_inv = torch.empty_like(t_perm)
+        t_perm_inv[t_perm] = torch.arange(t_perm.numel(), device=crow.device)
+        self.csr = CSR(crow, col, row, _crow_from_sorted_rows(col[t_perm], self.shape[1]), row[t_perm], t_perm,
+                       t_perm_inv)
+
+    @classmethod
+    def from_tensor(cls, u: Tensor) -> "SparseRows":
+        """From a dense tensor, or a sparse COO/CSR one."""
+        if u.layout != torch.sparse_csr:
+            u = (u.coalesce() if u.layout == torch.sparse_coo else u).to_sparse_csr()
+        return cls(u.crow_indices().long(), u.col_indices().long(), u.values(), tuple(u.shape))
+
+    @property
+    def nnz(self) -> int:
+        return int(self.values.numel())
+
+    def project(self, weight: Tensor, p: float, training: bool) -> Tensor:
+        """``dropout(U) @ weight`` over the stored entries; differentiable in ``weight`` ``[P, D]``."""
+        values = dropout(self.values, p, training).to(weight.dtype)
+        c = self.csr
+        return torch.ops.beltrami.csr_spmm(c.crow, c.col, values, weight.contiguous(), c.t_crow, c.t_col, c.t_perm,
+                                           c.t_perm_inv, TORCH)
+
+
+class ProjectionCache:
+    """Remembers the sparse form of the last dense input seen, while that tensor is alive and unchanged."""
+
+    def __init__(self) -> None:
+        self._ref: Optional[weakref.ref] = None
+        self._key: Tuple = ()
+        self._form: Optional[Union[SparseRows, Tensor]] = None
+
+    # a copied or pickled model starts with an empty cache (a weak reference can be neither)
+    def __deepcopy__(self, memo) -> "ProjectionCache":
+        return ProjectionCache()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+    def form(self, u: Tensor) -> Union[SparseRows, Tensor]:
+        """``u`` itself (dense and dense enough) or its :class:`SparseRows`."""
+        key = (u._version, tuple(u.shape), u.dtype, u.device, u.layout)
+        if self._ref is not None and self._ref() is u and self._key == key:
+            return self._form
+        form: Union[SparseRows, Tensor] = u
+        if u.layout != torch.strided:
+            stored = u._nnz() if u.layout == torch.sparse_coo else u.values().numel()
+            form = u.to_dense() if stored > DENSE_ABOVE * u.shape[0] * u.shape[1] else SparseRows.from_tensor(u)
+        elif u.dim() == 2 and u.numel() > 0 and float(torch.count_nonzero(u)) < SPARSE_BELOW * u.numel():
+            form = SparseRows.from_tensor(u)
+        self._ref, self._key, self._form = weakref.ref(u), key, form
+        return form
+
+
+def project(u: Union[Tensor, SparseRows], weight: Tensor, bias: Optional[Tensor], p: float, training: bool,
+            cache: Optional[ProjectionCache] = None) -> Tensor:
+    """``dropout(u, p) @ weight + bias`` (``weight`` ``[P, D]``), sparse where ``u`` is sparse or nearly so."""
+    form = u if isinstance(u, SparseRows) or cache is None else cache.form(u)
+    if isinstance(form, SparseRows):
+        out = form.project(weight, p, training)
+    elif form.layout != torch.strided:
+        out = SparseRows.from_tensor(form).project(weight, p, training)
+    else:
+        out = dropout(form, p, training) @ weight
+    return out if bias is None else out + bias
