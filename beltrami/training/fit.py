@@ -121,8 +121,11 @@ def _reg_loss(model: nn.Module) -> Tensor:
 
 
 def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], seed: int, run: int,
-              progress: Optional[Progress], on_epoch: Optional[EpochCallback]) -> Tuple[RunResult, nn.Module]:
-    """One seed of training; returns its result and the model with its best-validation weights."""
+              progress: Optional[Progress], on_epoch: Optional[EpochCallback], started: Optional[float] = None
+              ) -> Tuple[RunResult, nn.Module]:
+    """One seed of training; returns its result and the model with its best-validation weights.
+    ``started``: ``time.perf_counter()`` when the run's data loading began (default: now)."""
+    started = time.perf_counter() if started is None else started
     seed_everything(seed)
     device = torch.device(cfg.device)
     model = build_model(cfg, ds, graph, pos).to(device)
@@ -138,6 +141,7 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
                              info="") if progress else None
     best = state["best"]
     dynamic = cfg.rewire_every > 0 and isinstance(model, BLEND)
+    startup = time.perf_counter() - started
     for epoch in range(state["epoch"], cfg.epochs):
         if dynamic and epoch > 0 and epoch % cfg.rewire_every == 0:
             dynamic_rewire(cfg, model, x, pos)
@@ -149,17 +153,19 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
         loss.backward()
         opt.step()
         nfe_f, nfe_b = _nfe(model)
-        seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
         tr, va, te, t_read = evaluate(cfg, model, ds, x, pos)
+        seconds, eval_seconds = t1 - t0, time.perf_counter() - t1
         record = {"epoch": epoch, "loss": float(loss.detach()), "train_acc": tr, "val_acc": va, "test_acc": te,
-                  "nfe_forward": nfe_f, "nfe_backward": nfe_b, "seconds": seconds, "time": t_read}
+                  "nfe_forward": nfe_f, "nfe_backward": nfe_b, "seconds": seconds, "eval_seconds": eval_seconds,
+                  "time": t_read}
         state["history"].append(record)
         if best is None or va > best["val_acc"]:
             best = {**record, "state_dict": copy.deepcopy(model.state_dict())}
         state["best"], state["epoch"] = best, epoch + 1
         if task is not None:
             progress.update(task, advance=1, info=f"loss {record['loss']:.3f} val {va:.3f} test {te:.3f} "
-                            f"NFE {nfe_f}/{nfe_b} {seconds:.2f}s")
+                            f"NFE {nfe_f}/{nfe_b} {seconds + eval_seconds:.2f}s")
         if ckpt is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
             save_checkpoint(ckpt, model, opt, state)
         if on_epoch is not None:
@@ -175,7 +181,9 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
                        test_acc=best["test_acc"],
                        seconds_per_epoch=float(np.mean([h["seconds"] for h in hist])),
                        nfe_forward=[h["nfe_forward"] for h in hist], nfe_backward=[h["nfe_backward"] for h in hist],
-                       history=hist, best_time=best.get("time"))
+                       history=hist, best_time=best.get("time"),
+                       eval_seconds_per_epoch=float(np.mean([h.get("eval_seconds", 0.0) for h in hist])),
+                       startup_seconds=startup)
     return result, model
 
 
@@ -215,6 +223,7 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
         :class:`FitResult` with mean ± std over the seeds (``runs=N`` or ``seeds=[...]``). For random
         splits each seed also draws its own split, as in the paper's protocol.
     """
+    called = time.perf_counter()
     cfg = FitConfig.build(_preset_key(data), preset, **config)
     commit = git_commit()
     if cfg.pool_memory:
@@ -230,16 +239,19 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
                         disable=not show)
     with progress:
         for run, seed in enumerate(seeds):
+            started = time.perf_counter()
             ds = as_dataset(data, cfg, seed, root)
             if run == 0:
                 _suggest_huge_pages(cfg, ds.graph.num_nodes)
             pos = positional_coordinates(cfg, ds)
             graph = rewired_graph(cfg, ds, pos)
-            result, model = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch)
+            result, model = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch,
+                                      started)
             runs.append(result)
             peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
             params = sum(p.numel() for p in model.parameters())
             out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict(), commit)
+            out.wall_seconds = time.perf_counter() - called
             if output is not None:  # after every seed: a run stopped part-way keeps the seeds it finished
                 out.save(output)
     out.trained_model, out.pos = model, pos

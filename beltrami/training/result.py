@@ -62,6 +62,13 @@ class RunResult:
     nfe_backward: List[int] = field(default_factory=list)
     history: List[Dict[str, float]] = field(default_factory=list)
     best_time: Optional[float] = None   # the integration time of the best evaluation (``select_time``)
+    eval_seconds_per_epoch: float = 0.0  # the evaluation after each training step (mean)
+    startup_seconds: float = 0.0        # data, encodings and model until the first epoch starts
+
+    @property
+    def epoch_seconds(self) -> float:
+        """Mean time of a whole epoch as a user waits for it: the training step and its evaluation."""
+        return self.seconds_per_epoch + self.eval_seconds_per_epoch
 
 
 # Options that do not change what is trained (seeds, notes, run-time switches): merged results may differ in them.
@@ -73,7 +80,12 @@ _NOT_TRAINING = {"seed", "seeds", "runs", "extras", "progress", "keep_freed_memo
 @dataclass
 class FitResult:
     """Mean and standard deviation over runs of the accuracies (at each run's best validation epoch), NFE
-    per epoch, time, memory, parameter count, the full config, versions and commit."""
+    per epoch, time, memory, parameter count, the full config, versions and commit.
+
+    Times: ``seconds_per_epoch`` is the training step alone (forward, backward, optimiser),
+    ``eval_seconds_per_epoch`` the evaluation after it, ``epoch_seconds`` both (what a user waits for);
+    ``startup_seconds`` the data, encodings and model before a run's first epoch (mean over runs), and
+    ``wall_seconds`` the whole :func:`~beltrami.fit` call."""
 
     dataset: str
     model: str
@@ -92,6 +104,9 @@ class FitResult:
     runs: List[RunResult]
     versions: Dict[str, str] = field(default_factory=versions)
     commit: Optional[str] = field(default_factory=git_commit)
+    eval_seconds_per_epoch: float = 0.0
+    startup_seconds: float = 0.0
+    wall_seconds: float = 0.0
     # The last run's model with its best-validation weights and its positional coordinates (not saved).
     trained_model: Any = field(default=None, repr=False, compare=False)
     pos: Any = field(default=None, repr=False, compare=False)
@@ -109,7 +124,9 @@ class FitResult:
         nb = [n for r in runs for n in r.nfe_backward] or [0]
         return cls(dataset, model, tr, va, te, tr_s, va_s, te_s,
                    statistics.fmean(r.seconds_per_epoch for r in runs), statistics.fmean(nf), statistics.fmean(nb),
-                   peak, params, config, runs, commit=commit)
+                   peak, params, config, runs, commit=commit,
+                   eval_seconds_per_epoch=statistics.fmean(r.eval_seconds_per_epoch for r in runs),
+                   startup_seconds=statistics.fmean(r.startup_seconds for r in runs))
 
     @classmethod
     def merge(cls, parts: List["FitResult"]) -> "FitResult":
@@ -156,6 +173,17 @@ class FitResult:
         return statistics.median(times) if times else self.seconds_per_epoch
 
     @property
+    def epoch_seconds(self) -> float:
+        """Mean whole epoch, training step and evaluation."""
+        return self.seconds_per_epoch + self.eval_seconds_per_epoch
+
+    @property
+    def epoch_seconds_median(self) -> float:
+        """Median whole epoch (training step and evaluation) over all runs."""
+        times = [h["seconds"] + h.get("eval_seconds", 0.0) for r in self.runs for h in r.history]
+        return statistics.median(times) if times else self.epoch_seconds
+
+    @property
     def history(self) -> List[Dict[str, float]]:
         """The first run's per-epoch history."""
         return self.runs[0].history if self.runs else []
@@ -183,5 +211,6 @@ class FitResult:
 
     def summary(self) -> str:
         return (f"{self.model} on {self.dataset}: test {100 * self.test_acc:.1f} ± {100 * self.test_acc_std:.1f} "
-                f"(val {100 * self.val_acc:.1f}), {len(self.runs)} run(s), {self.seconds_per_epoch:.3f} s/epoch, "
+                f"(val {100 * self.val_acc:.1f}), {len(self.runs)} run(s), {self.epoch_seconds:.3f} s/epoch "
+                f"({self.seconds_per_epoch:.3f} training, {self.eval_seconds_per_epoch:.3f} evaluation), "
                 f"NFE {self.nfe_forward:.0f}/{self.nfe_backward:.0f}, {self.num_parameters} parameters")
