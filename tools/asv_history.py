@@ -8,9 +8,11 @@ asv's own `asv run HASH1..HASH2` needs an environment it can build per commit (`
 package index). This does the same offline: each commit is checked out in a temporary git worktree and put
 first on the benchmarks' import path (``ASV_PYTHONPATH``), and the run is recorded under that commit's hash
 (``--set-commit-hash``). As asv does, the benchmark definitions are this checkout's, so every commit is
-measured by the same suite.
+measured by the same suite. Exits 1, naming them, if any benchmark of any commit recorded no value (a
+failure or a timeout).
 """
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -21,6 +23,23 @@ from pathlib import Path
 
 def git(*args: str) -> str:
     return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def failed_benchmarks(results_dir: Path, machine: str, commit: str) -> list:
+    """Benchmarks recorded for ``commit`` with a missing value (asv writes null where a benchmark failed or
+    timed out); raises if nothing was recorded for it."""
+    files = list((results_dir / machine).glob(f"{commit[:8]}-*.json"))
+    if not files:
+        raise FileNotFoundError(f"no asv results for {commit[:10]} under {results_dir / machine}")
+    failed = []
+    for f in files:
+        data = json.loads(f.read_text())
+        for name, entry in data.get("results", {}).items():
+            values = entry[0] if isinstance(entry, list) else entry
+            values = values if isinstance(values, list) else [values]
+            if not values or any(v is None for v in values):
+                failed.append(name)
+    return sorted(failed)
 
 
 def main(argv=None) -> int:
@@ -44,6 +63,12 @@ def main(argv=None) -> int:
                 subprocess.run(cmd, check=True, env={**os.environ, "ASV_PYTHONPATH": tree})
             finally:
                 git("worktree", "remove", "--force", tree)
+    results_dir = Path(".asv/results")  # asv.conf.json's results_dir
+    bad = {h: failed_benchmarks(results_dir, machine, h) for h in hashes}
+    for h, names in bad.items():
+        print(f"{h[:10]}: {'every benchmark ok' if not names else 'FAILED ' + ', '.join(names)}", flush=True)
+    if any(bad.values()):
+        return 1
     if len(hashes) > 1:
         subprocess.run(["asv", "compare", "--machine", machine, hashes[0], hashes[-1]], check=True)
     return 0
