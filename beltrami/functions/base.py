@@ -7,7 +7,7 @@ from typing import Callable, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..graph import Graph
+from ..graph import CSR, Graph
 from ..sparse.spmm import backend_id
 from ..validation import check_features
 
@@ -27,6 +27,21 @@ class LinearOperator(NamedTuple):
 
     def matvec(self, v: Tensor) -> Tensor:
         return self.apply(v, self.tensors)
+
+
+class AffineForm(NamedTuple):
+    """``f(t, z) = L z + c`` with ``L`` a sparse matrix on a graph's CSR pattern, for solvers that evaluate
+    and differentiate such an f themselves (:mod:`beltrami.solvers.affine`).
+
+    ``index``: the pattern's :class:`~beltrami.graph.CSR` index tensors (with its transpose); ``values``:
+    ``L``'s entries in CSR order ``[E]``; ``source``: ``c`` ``[N, D]`` or None; ``backend``: the kernel id of
+    :func:`~beltrami.sparse.spmm.backend_id`. Gradients of ``values`` and ``source`` reach whatever they
+    were computed from."""
+
+    index: CSR
+    values: Tensor
+    source: Optional[Tensor]
+    backend: int
 
 
 class GraphODEFunction(nn.Module):

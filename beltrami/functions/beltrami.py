@@ -20,11 +20,11 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..graph import Graph
+from ..graph import CSR, Graph
 from ..sparse import triton_kernels
 from ..sparse.ops import CPP
 from .attention import EdgeAttention
-from .base import GraphODEFunction, LinearOperator
+from .base import AffineForm, GraphODEFunction, LinearOperator
 
 
 class _AttentionDiffusion(GraphODEFunction):
@@ -148,6 +148,13 @@ class FrozenAttentionDiffusion(_AttentionDiffusion):
 
     Same arguments as :class:`BeltramiDiffusion`. Gradients reach the attention parameters through
     ``A(z(0))``.
+
+    Where the graph holds one self-loop per node (BLEND adds them) and one diffusivity serves every channel,
+    :meth:`set_initial` folds the whole linear part into one sparse matrix on the graph's pattern,
+    ``L = sigma(alpha) (A - I)``, and the source into ``c = beta z(0)``: an evaluation is then one sparse
+    product and one addition, and its backward one sampled product and one transposed product, where the
+    unfolded form takes six operations forward and as many backward (two of them reductions over all of
+    ``z``). Both forms are kept equal by ``tests/functions/test_diffusion.py``.
     """
 
     linear = True
@@ -155,19 +162,48 @@ class FrozenAttentionDiffusion(_AttentionDiffusion):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.register_buffer("values", torch.zeros(0), persistent=False)
+        # L's values in CSR order and the source c (set by set_initial; empty where not folded)
+        self.register_buffer("operator_values", torch.zeros(0), persistent=False)
+        self.register_buffer("source", torch.zeros(0), persistent=False)
+
+    def _set_csr(self, graph: Graph) -> None:
+        super()._set_csr(graph)
+        # 1.0 at each node's self-loop, if every node has exactly one: then -I lies on the pattern
+        loops = (self.row == self.col).to(torch.get_default_dtype())
+        one_each = int(loops.sum()) == self.num_nodes and bool(
+            (torch.zeros(self.num_nodes, device=loops.device).index_add_(0, self.row, loops) == 1).all())
+        self.register_buffer("diagonal", loops if one_each else loops.new_zeros(0), persistent=False)
 
     @torch.jit.export
     def set_initial(self, z0: Tensor) -> None:
-        """Record ``z(0)`` and compute the frozen attention ``A(z(0))`` from it."""
+        """Record ``z(0)``, compute the frozen attention ``A(z(0))`` from it, and fold ``L`` and ``c``."""
         self.z0 = z0
         self.values = self.attention_values(z0)
+        if self.diagonal.numel() > 0 and not self.separate_diffusivity:
+            alpha = torch.sigmoid(self.alpha_train[0])
+            self.operator_values = alpha * (self.values - self.diagonal.to(self.values.dtype))
+            self.source = self.beta_train * z0 if self.add_source else z0.new_zeros(0)
+        else:
+            self.operator_values = self.values.new_zeros(0)
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
         if self.values.shape[0] != self.col.shape[0]:
             raise RuntimeError("FrozenAttentionDiffusion: call set_initial(z0) before evaluating f(t, z)")
+        if self.operator_values.shape[0] == self.col.shape[0]:
+            f = self._spmm(self.operator_values, z)
+            return f.add_(self.source) if self.add_source else f  # in place: the product's output is fresh
         return self._diffuse(self.values, z)
 
     @torch.jit.ignore
     def linear_operator(self, t: Tensor, z: Tensor) -> LinearOperator:
         """Exact: ``f`` is affine in ``z`` with the frozen attention."""
         return self._operator(self.values)
+
+    @torch.jit.ignore
+    def affine_form(self) -> Optional[AffineForm]:
+        """``f = L z + c`` as folded by :meth:`set_initial`, or None where it is not folded (no self-loop on
+        some node, two diffusivities) or :meth:`set_initial` has not run."""
+        if self.operator_values.shape[0] != self.col.shape[0]:
+            return None
+        index = CSR(self.crow, self.col, self.row, self.t_crow, self.t_col, self.t_perm, self.t_perm_inv)
+        return AffineForm(index, self.operator_values, self.source if self.add_source else None, self.backend)

@@ -132,7 +132,7 @@ class BLEND(nn.Module):
             output ``[len(times), N, out_channels]``.
         """
         sol = self._solve(self.encode(x, pos), float(times[-1]), t_eval=list(times))
-        return torch.stack([self.decode(z) for z in sol.zs])
+        return self.decode(sol.zs)  # the decoder acts on the last axis: all times in one pass
 
     def __repr__(self) -> str:
         flow = "frozen" if self.frozen else "beltrami"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -66,13 +66,21 @@ BOSH3 = Tableau(
 TABLEAUS = {"dopri5": DOPRI5, "bosh3": BOSH3}
 
 
-def combine(y: Tensor, h: float, weights: Sequence[float], ks: Sequence[Tensor]) -> Tensor:
-    """``y + h * sum_j weights[j] * ks[j]``, one fused multiply-add per nonzero weight (differentiable)."""
-    out: Optional[Tensor] = None
+def combine(y: Tensor, h: float, weights: Sequence[float], ks: Sequence[Tensor], out: Optional[Tensor] = None
+            ) -> Tensor:
+    """``y + h * sum_j weights[j] * ks[j]``, one fused multiply-add per nonzero weight (differentiable);
+    written into ``out`` if given (not differentiable then)."""
+    first = True
     for w, k in zip(weights, ks):
         if w != 0.0:
-            out = torch.add(y, k, alpha=h * w) if out is None else out.add_(k, alpha=h * w)
-    return y.clone() if out is None else out
+            if first:
+                out = torch.add(y, k, alpha=h * w, out=out) if out is not None else torch.add(y, k, alpha=h * w)
+                first = False
+            else:
+                out.add_(k, alpha=h * w)
+    if first:
+        return y.clone() if out is None else out.copy_(y)
+    return out
 
 
 def _rms(x: Tensor) -> float:
@@ -117,48 +125,81 @@ def _next_step(h: float, ratio: float, order: int) -> float:
     return h * min(GROWTH, max(SAFETY / ratio ** (1.0 / order), shrink))
 
 
+def _error_ratio(y: Tensor, y1: Tensor, stages: Sequence[Tensor], h: float, tab: Tableau, rtol: float,
+                 atol: float) -> float:
+    """RMS over the state of the embedded error estimate divided by ``atol + rtol max(|y|, |y1|)``."""
+    with torch.no_grad():
+        err = combine(torch.zeros_like(y), h, tab.e, stages)
+        tol = torch.maximum(y.abs(), y1.abs()).mul_(rtol).add_(atol)
+        return _rms(err.div_(tol))
+
+
+def _check_step(scheme: str, t: float, h: float, steps: int, max_steps: int) -> None:
+    if steps >= max_steps:
+        raise SolverError(f"{scheme}: more than max_steps={max_steps} steps at t={t:.6g}, step {h:.3g}")
+    if not (math.isfinite(h) and t + h > t):
+        raise SolverError(f"{scheme}: step-size underflow at t={t:.6g}, step {h:.3g}: the problem is too stiff for "
+                          "this scheme at these tolerances (try an implicit scheme)")
+
+
+class Step(NamedTuple):
+    """An accepted step, as :func:`integrate_adaptive` records it: its size, the state at its start, the
+    states its stages were evaluated at (stages 1 on; stage 0 is f at ``y0``), and the requested outputs it
+    interpolated (index into the result, dense-output weights)."""
+
+    h: float
+    y0: Tensor
+    inputs: List[Tensor]
+    outputs: List[Tuple[int, List[float]]]
+
+
 def integrate_adaptive(counter: CountedFunction, z0: Tensor, ts: Sequence[float], tab: Tableau, rtol: float,
-                       atol: float, max_steps: int, scheme: str) -> Tensor:
-    """States at ``ts[1:]`` (``ts[0]`` is the start), stacked ``[len(ts) - 1, *z0.shape]``; differentiable
-    through the accepted steps. ``counter``'s step callbacks are called as torchdiffeq calls them."""
+                       atol: float, max_steps: int, scheme: str, func: Optional[Callable] = None,
+                       record: Optional[List[Step]] = None) -> Tensor:
+    """States at ``ts`` (``ts[0]`` is the start, its state ``z0``), stacked ``[len(ts), *z0.shape]``;
+    differentiable through the accepted steps. ``func(t, y)`` evaluates f (default: ``counter``, whose step
+    callbacks are called as torchdiffeq calls them). Without autograd the states are written straight into
+    the result. ``record``: a list to which each accepted step is appended (:class:`Step`)."""
+    func = counter if func is None else func
+    zs = None if torch.is_grad_enabled() else z0.new_empty((len(ts),) + tuple(z0.shape))
+    if zs is not None:
+        zs[0].copy_(z0)
+
     def time_of(t: float) -> Tensor:
         return torch.tensor(t, dtype=z0.dtype, device=z0.device)
 
-    t = ts[0]
-    y = z0
-    f = counter(time_of(t), y)
-    h = _initial_step(counter, t, y, f, tab.order, rtol, atol, time_of)
+    t, y = ts[0], z0
+    f = func(time_of(t), y)
+    h = _initial_step(func, t, y, f, tab.order, rtol, atol, time_of)
     last: Optional[Tuple[float, Tensor, List[Tensor]]] = None  # the last accepted step: start, y there, stages
-    out: List[Tensor] = []
+    out: List[Tensor] = [z0]
     steps = 0
-    for target in ts[1:]:
+    for i, target in enumerate(ts[1:], 1):
         while target > t:
-            if steps >= max_steps:
-                raise SolverError(f"{scheme}: more than max_steps={max_steps} steps at t={t:.6g}, step {h:.3g}")
-            if not (math.isfinite(h) and t + h > t):
-                raise SolverError(f"{scheme}: step-size underflow at t={t:.6g}, step {h:.3g}: the problem is too "
-                                  "stiff for this scheme at these tolerances (try an implicit scheme)")
-            counter.callback_step(t, y, h)
+            _check_step(scheme, t, h, steps, max_steps)
+            counter.callback_step(t, y, h, check=False)  # a non-finite state shows in the error ratio
             steps += 1
-            stages = [f]
+            stages, inputs = [f], []
             for c, a in zip(tab.c, tab.a):
-                stages.append(counter(time_of(t + c * h), combine(y, h, a, stages)))
+                inputs.append(combine(y, h, a, stages))
+                stages.append(func(time_of(t + c * h), inputs[-1]))
             y1 = combine(y, h, tab.b, stages)  # FSAL: the last stage was evaluated at y1 itself
-            with torch.no_grad():
-                err = combine(torch.zeros_like(y), h, tab.e, stages)
-                tol = torch.maximum(y.abs(), y1.abs()).mul_(rtol).add_(atol)
-                ratio = _rms(err.div_(tol))
+            ratio = _error_ratio(y, y1, stages, h, tab, rtol, atol)
             if not math.isfinite(ratio):
                 raise SolverError(f"{scheme}: non-finite error estimate at t={t:.6g} (step {h:.3g}): the state or "
                                   "f became non-finite")
             if ratio <= 1.0:
                 counter.callback_accept_step(t, y, h)
                 last = (t, y, stages)
+                if record is not None:
+                    record.append(Step(h, y, inputs, []))
                 t, y, f = t + h, y1, stages[-1]
             else:
                 counter.callback_reject_step(t, y, h)
             h = _next_step(h, ratio, tab.order)
         t_start, y_start, ks = last  # target > ts[0], so at least one step was accepted
-        x = (target - t_start) / (t - t_start)
-        out.append(combine(y_start, t - t_start, dense_weights(tab, x), ks))
-    return torch.stack(out)
+        weights = dense_weights(tab, (target - t_start) / (t - t_start))
+        if record is not None:
+            record[-1].outputs.append((i, weights))
+        out.append(combine(y_start, t - t_start, weights, ks, None if zs is None else zs[i]))
+    return torch.stack(out) if zs is None else zs

@@ -14,6 +14,7 @@ from ..validation import check_choice, check_finite, check_options
 from .base import get_scheme
 from .implicit import integrate_theta
 from .adjoint import adjoint_with_history
+from .affine import solve_affine
 from .runge_kutta import TABLEAUS, integrate_adaptive
 from .solution import CountedFunction, Solution, SolverError
 
@@ -108,6 +109,10 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
         z = zs[-1]
         extra["regularization"] = {"kinetic": flat[-1, aug.numel], "jacobian": flat[-1, aug.numel + 1]}
         extra["regularization_weights"] = reg
+    elif (form := _affine_form(func, cls, backprop)) is not None:
+        zs = solve_affine(counter, form, z0, ts, TABLEAUS[cls.method], 1e-7 if rtol is None else rtol,
+                          1e-9 if atol is None else atol, max_steps, cls.name)
+        z = zs[-1]
     else:
         zs = _torchdiffeq(cls, counter, z0, ts, step_size, rtol, atol, backprop, max_steps, options)
         z = zs[-1]
@@ -117,6 +122,15 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
     return sol
 
 
+def _affine_form(func: nn.Module, cls, backprop: str):
+    """f's :class:`~beltrami.functions.base.AffineForm` where the affine solver applies (an adaptive scheme
+    with direct backprop, f affine on a graph), else None."""
+    if not (cls.adaptive and cls.method in TABLEAUS and backprop == "direct"):
+        return None
+    affine_form = getattr(func, "affine_form", None)
+    return affine_form() if callable(affine_form) else None
+
+
 def _torchdiffeq(cls, counter: CountedFunction, z0: Tensor, ts, step_size, rtol, atol, backprop: str,
                  max_steps: int, options) -> Tensor:
     t = torch.tensor(ts, dtype=torch.float64 if z0.dtype == torch.float64 else torch.float32, device=z0.device)
@@ -124,8 +138,7 @@ def _torchdiffeq(cls, counter: CountedFunction, z0: Tensor, ts, step_size, rtol,
     atol = 1e-9 if atol is None else atol
     if cls.adaptive and backprop == "direct" and cls.method in TABLEAUS:
         # torchdiffeq's steps in fewer tensor operations (beltrami.solvers.runge_kutta)
-        rest = integrate_adaptive(counter, z0, ts, TABLEAUS[cls.method], rtol, atol, max_steps, cls.name)
-        return torch.cat([z0.unsqueeze(0), rest])
+        return integrate_adaptive(counter, z0, ts, TABLEAUS[cls.method], rtol, atol, max_steps, cls.name)
     if cls.adaptive:
         solver_options = {"max_num_steps": max_steps}
         kwargs = dict(rtol=rtol, atol=atol)

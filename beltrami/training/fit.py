@@ -78,10 +78,11 @@ def make_optimizer(cfg: FitConfig, params) -> torch.optim.Optimizer:
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _accuracies(logits: Tensor, ds: Dataset) -> Tuple[float, float, float]:
-    pred = logits.argmax(1)
-    return tuple(float((pred[m] == ds.y[m]).float().mean()) if bool(m.any()) else 0.0
-                 for m in (ds.train_mask, ds.val_mask, ds.test_mask))
+def _accuracies(logits: Tensor, ds: Dataset) -> Tensor:
+    """Train, validation and test accuracy of logits ``[..., N, C]``: ``[..., 3]`` (0 for an empty mask)."""
+    hit = (logits.argmax(-1) == ds.y.to(logits.device)).float()
+    return torch.stack([hit[..., m].mean(-1) if bool(m.any()) else hit.new_zeros(hit.shape[:-1])
+                        for m in (ds.train_mask, ds.val_mask, ds.test_mask)], dim=-1).cpu()
 
 
 def evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Optional[Tensor]
@@ -98,12 +99,12 @@ def evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Opti
             k = cfg.select_time_points
             times = [cfg.select_time * cfg.time * (i + 1) / k for i in range(k)]
             try:
-                accs = [_accuracies(logits.cpu(), ds) for logits in model.forward_times(x, pos, times)]
+                accs = _accuracies(model.forward_times(x, pos, times), ds).tolist()
                 best = max(range(k), key=lambda i: (accs[i][1], -i))
                 return (*accs[best], times[best])
             except SolverError as err:
                 warnings.warn(f"time selection up to {times[-1]:.3g} failed ({err}); read at T = {cfg.time:.3g}")
-        tr, va, te = _accuracies(model(x, pos).cpu(), ds)
+        tr, va, te = _accuracies(model(x, pos), ds).tolist()
         return tr, va, te, (cfg.time if isinstance(model, BLEND) else None)
 
 
