@@ -5,8 +5,6 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch._dynamo.config
-import torch._functorch.config
 from torch import nn
 
 from ..validation import check_choice
@@ -43,6 +41,9 @@ class CompiledFunction(nn.Module):
     """
 
     def __init__(self, module: nn.Module, **compile_kwargs) -> None:
+        # imported here, not with the package: torch's compiler stack takes a second and 190 MB to import
+        import torch._functorch.config
+
         super().__init__()
         self.module = module
         compile_kwargs.setdefault("dynamic", True)
@@ -54,6 +55,8 @@ class CompiledFunction(nn.Module):
         object.__setattr__(self, "_compiled", torch.compile(module, **compile_kwargs))
 
     def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        import torch._dynamo.config
+
         with torch._dynamo.config.patch(force_nn_module_property_static_shapes=False,
                                         force_parameter_static_shapes=False):
             return self._compiled(t, z)

@@ -13,7 +13,8 @@ Two things make that cheap here:
   its Mersenne twister; here 32 random bits per element come from numpy's SFC64 generator, seeded from
   PyTorch's generator (so ``torch.manual_seed`` fixes them), and an element is kept when its bits, read
   as an integer, clear a threshold: keep probability ``1 - p`` to within ``2^-32`` (PyTorch's own
-  float mask resolves ``2^-24``). On CUDA, PyTorch's dropout is used.
+  float mask resolves ``2^-24``). A dense input is masked a block of rows at a time. On CUDA, PyTorch's
+  dropout is used.
 
 Shapes: ``U`` ``[N, P]`` (dense, sparse CSR/COO, or :class:`SparseRows`), ``W`` ``[P, D]``, ``b`` ``[D]``
 -> ``[N, D]``.
@@ -37,26 +38,50 @@ DENSE_ABOVE = 0.5
 """A sparse input with more than this fraction stored is projected in dense form (exact PPR rows are full)."""
 
 
+BLOCK = 1 << 20
+"""Elements per block of a dense dropout: masks and random bits exist one block at a time."""
+
+
+def _bits(rng: np.random.Generator, n: int) -> Tensor:
+    """``n`` uniformly random int32 (32 random bits each)."""
+    return torch.from_numpy(rng.bit_generator.random_raw((n + 1) // 2).view(np.int32)[:n])
+
+
+def _threshold(p: float) -> int:
+    # int32 bits are uniform on [-2^31, 2^31): P(bits >= -2^31 + round(p 2^32)) = 1 - p (to 2^-32)
+    return -(2 ** 31) + int(round(p * 2 ** 32))
+
+
+def _generator() -> np.random.Generator:
+    """numpy's SFC64, seeded from PyTorch's default generator (so ``torch.manual_seed`` fixes its stream)."""
+    return np.random.Generator(np.random.SFC64(int(torch.randint(0, 2 ** 62, (1,)))))
+
+
 def keep_mask(shape: Tuple[int, ...], p: float, device: torch.device) -> Tensor:
     """A boolean mask of ``shape`` whose entries are True with probability ``1 - p`` (see the module doc)."""
-    n = int(np.prod(shape, dtype=np.int64))
     if device.type != "cpu":
         return torch.rand(shape, device=device) >= p
-    seed = int(torch.randint(0, 2 ** 62, (1,)))
-    words = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw((n + 1) // 2)
-    bits = torch.from_numpy(words.view(np.int32)[:n])
-    # uniform on [-2^31, 2^31): P(bits >= -2^31 + round(p 2^32)) = 1 - p (to 2^-32)
-    threshold = -(2 ** 31) + int(round(p * 2 ** 32))
-    return (bits >= threshold).view(shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    return (_bits(_generator(), n) >= _threshold(p)).view(shape)
 
 
 def dropout(u: Tensor, p: float, training: bool) -> Tensor:
-    """``F.dropout(u, p, training)`` with the mask of :func:`keep_mask` (PyTorch's own on CUDA)."""
+    """``F.dropout(u, p, training)`` with the mask of :func:`keep_mask` (PyTorch's own on CUDA). On the CPU
+    the mask is drawn and applied a block of rows at a time into the one output tensor, so no mask or
+    random bits of ``u``'s whole size ever exist (exact PPR rows: 6M entries on Cora)."""
     if not training or p == 0.0:
         return u
     if u.is_cuda:
         return F.dropout(u, p, True)
-    return u * keep_mask(tuple(u.shape), p, u.device).to(u.dtype).mul_(1.0 / (1.0 - p))
+    flat = u.reshape(u.shape[0], -1) if u.dim() > 1 else u.reshape(-1, 1)
+    out = torch.empty_like(flat)
+    rng, threshold, scale = _generator(), _threshold(p), 1.0 / (1.0 - p)
+    rows = max(1, BLOCK // max(flat.shape[1], 1))
+    for r in range(0, flat.shape[0], rows):
+        block = flat[r:r + rows]
+        keep = (_bits(rng, block.numel()) >= threshold).view(block.shape).to(u.dtype).mul_(scale)
+        torch.mul(block, keep, out=out[r:r + rows])
+    return out.view(u.shape)
 
 
 class SparseRows:

@@ -77,24 +77,33 @@ class _AffineSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z0: Tensor, values: Tensor, source: Optional[Tensor], form: AffineForm, ts: Sequence[float],
                 tab: Tableau, rtol: float, atol: float, max_steps: int, scheme: str,
-                counter: CountedFunction) -> Tensor:
+                counter: CountedFunction, differentiable: bool) -> Tensor:
         op = _Operator(form)
 
         def evaluate(t: Tensor, y: Tensor) -> Tensor:
             counter.forward_calls += 1
             return op.apply(y)
 
-        record: List[Step] = []
+        record: Optional[List[Step]] = [] if differentiable else None  # an evaluation keeps no steps
         zs = integrate_adaptive(counter, z0, ts, tab, rtol, atol, max_steps, scheme, func=evaluate, record=record)
-        ctx.op, ctx.record, ctx.tab, ctx.counter, ctx.z0 = op, record, tab, counter, z0.detach()
+        if record is None:
+            return zs
+        # the recorded states as saved tensors: autograd frees them after the backward (unless retained)
+        ctx.save_for_backward(z0, *(y for step in record for y in (step.y0, *step.inputs)))
+        ctx.steps = [(step.h, step.outputs) for step in record]
+        ctx.op, ctx.tab, ctx.counter = op, tab, counter
         return zs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_zs: Tensor):
         op, tab, counter = ctx.op, ctx.tab, ctx.counter
+        z0, *saved = ctx.saved_tensors
+        per_step = len(tab.a) + 1
+        record = [Step(h, saved[i * per_step], saved[i * per_step + 1:(i + 1) * per_step], outputs)
+                  for i, (h, outputs) in enumerate(ctx.steps)]
         grad_values = torch.zeros_like(op.values) if ctx.needs_input_grad[1] else None
-        grad_source = torch.zeros_like(ctx.z0) if op.source is not None and ctx.needs_input_grad[2] else None
+        grad_source = torch.zeros_like(z0) if op.source is not None and ctx.needs_input_grad[2] else None
         y_bar: Optional[Tensor] = None  # adjoint of the state at the end of the step being transposed
         carry: Optional[Tensor] = None  # adjoint of f at that state (the next step's first stage)
 
@@ -107,9 +116,9 @@ class _AffineSolve(torch.autograd.Function):
                 grad_source.add_(k_bar)
             return op.apply_transposed(k_bar)
 
-        for step in reversed(ctx.record):
+        for step in reversed(record):
             k_bar: List[Optional[Tensor]] = [None] * len(tab.b)
-            y0_bar = torch.zeros_like(ctx.z0) if y_bar is None else y_bar.clone()
+            y0_bar = torch.zeros_like(z0) if y_bar is None else y_bar.clone()
             for index, weights in step.outputs:
                 y0_bar.add_(grad_zs[index])
                 for j, w in enumerate(weights):
@@ -129,13 +138,15 @@ class _AffineSolve(torch.autograd.Function):
             carry, y_bar = k_bar[0], y0_bar
         z0_bar = grad_zs[0].clone() if y_bar is None else y_bar.add_(grad_zs[0])
         if carry is not None:  # the first evaluation, f at z0
-            z0_bar.add_(pull(carry, ctx.z0))
-        return z0_bar, grad_values, grad_source, None, None, None, None, None, None, None, None
+            z0_bar.add_(pull(carry, z0))
+        return z0_bar, grad_values, grad_source, None, None, None, None, None, None, None, None, None
 
 
 def solve_affine(counter: CountedFunction, form: AffineForm, z0: Tensor, ts: Sequence[float], tab: Tableau,
                  rtol: float, atol: float, max_steps: int, scheme: str) -> Tensor:
     """States ``[len(ts), *z0.shape]`` of ``dz/dt = L z + c`` at ``ts`` (``ts[0]`` the start), differentiable
     in ``z0``, ``form.values`` and ``form.source``. Counts evaluations and reverse passes on ``counter``."""
+    differentiable = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (z0, form.values, form.source))
     return _AffineSolve.apply(z0, form.values, form.source, form, list(ts), tab, rtol, atol, max_steps, scheme,
-                              counter)
+                              counter, differentiable)

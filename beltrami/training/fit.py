@@ -92,8 +92,19 @@ def evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Opti
     With ``cfg.select_time`` a BLEND is decoded at ``select_time_points`` times in ``(0, select_time * T]``
     and the first time of best validation accuracy is kept, as the official code's early-stopping
     integrator does at every accepted step (selection uses validation labels only). If the solve past the
-    trained horizon fails (the dynamics can stiffen there: step-size underflow), the model is read at T."""
+    trained horizon fails (the dynamics can stiffen there: step-size underflow), the model is read at T.
+    The model's ``last_solution`` stays that of training (the evaluation's holds every state it read)."""
     model.eval()
+    trained = getattr(model, "last_solution", None)
+    try:
+        return _evaluate(cfg, model, ds, x, pos)
+    finally:
+        if isinstance(model, BLEND):
+            model.last_solution = trained
+
+
+def _evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Optional[Tensor]
+              ) -> Tuple[float, float, float, Optional[float]]:
     with torch.no_grad():
         if cfg.select_time > 0 and isinstance(model, BLEND):
             k = cfg.select_time_points

@@ -34,6 +34,18 @@ def _ppr_matrix(ds: Dataset, alpha: float, topk: Optional[int], show: bool, norm
     return sp.csr_matrix((d["data"].numpy(), d["indices"].numpy(), d["indptr"].numpy()), shape=(n, n))
 
 
+def _ppr_rows_dense(ds: Dataset, alpha: float, show: bool, normalization: str, self_loop_weight: float) -> Tensor:
+    """Every entry of every PPR row, ``[N, N]`` float32, cached as a dense tensor (a third of the CSR form's
+    bytes when the rows are full, and no conversion on load)."""
+    key = cache_key("ppr-dense", ds.graph.fingerprint(), alpha, normalization, self_loop_weight)
+
+    def compute():
+        m = _ppr_matrix(ds, alpha, None, show, normalization, self_loop_weight)
+        return torch.from_numpy(m.toarray().astype(np.float32, copy=False))
+
+    return cached("ppr-dense", key, compute)
+
+
 def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
     """``None``, PPR rows ``[N, N]`` (top-k: a sparse CSR tensor; all entries, ``ppr_topk=None``: dense), or
     dense DeepWalk / Poincare-ball embeddings ``[N, d]``."""
@@ -44,11 +56,10 @@ def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
             raise ValueError(f"ppr_topk=None keeps all {ds.num_nodes} entries of every PPR row (n^2 = "
                              f"{ds.num_nodes ** 2:,} values); allowed up to {MAX_FULL_PPR_NODES:,} nodes. "
                              f"Pass ppr_topk=k (e.g. 64) on graphs this large")
-        sym = cfg.ppr_normalization == "sym-col"
-        m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress, cfg.ppr_normalization,
-                        1.0 if sym and cfg.self_loops else 0.0)
-        if cfg.ppr_topk is None:  # full rows: dense holds them in a third of CSR's memory
-            return torch.from_numpy(m.toarray().astype(np.float32, copy=False))
+        loop = 1.0 if cfg.ppr_normalization == "sym-col" and cfg.self_loops else 0.0
+        if cfg.ppr_topk is None:
+            return _ppr_rows_dense(ds, cfg.ppr_alpha, cfg.progress, cfg.ppr_normalization, loop)
+        m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress, cfg.ppr_normalization, loop)
         return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
                                        torch.from_numpy(m.indices.astype(np.int64)),
                                        torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False)
