@@ -1,0 +1,156 @@
+"""beltrami against the official BLEND code on the same machine, runs alternated, as one table.
+
+    python tools/compare_official.py --official-src ~/graph-neural-pde/src --official-python ~/venv/bin/python \\
+        --datasets cora,citeseer --seeds 0,1 --output docs/results/official-vs-beltrami-DATE.json \\
+        --markdown docs/results/official-vs-beltrami.md
+
+The official code is the research code of *Beltrami Flow and Neural Diffusion on Graphs* (NeurIPS 2021),
+``twitter-research/graph-neural-pde``; give the folder holding its ``run_GNN.py`` (with the Planetoid files
+where its loader looks) and a Python that runs it. Each round runs, per dataset and seed, the official
+runner and then ``beltrami-bench`` on the same tuned values, the same split (the official code's one split
+of the largest component: ``--split fixed``) and the same number of epochs; the order of the two programs
+alternates from round to round, because this kind of machine drifts by a third within minutes. The
+official runner never seeds; here each of its runs is seeded like ours (python, numpy, torch).
+
+Recorded per run: median epoch (training step and evaluation: the official log's ``Runtime``; ours
+``epoch_seconds_median``), the whole process's wall time (start-up included) and peak resident memory (of
+that process, from ``wait4``), test accuracy, and forward evaluations per epoch (official: training and
+evaluation together, as its log counts them; ours: training forward).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+# official runner arguments per dataset: its tuned values need --block attention (argparse's default
+# overrides them) and CiteSeer's name no positional encoding (the default needs a file it does not ship)
+OFFICIAL_ARGS = {"cora": ["--dataset", "Cora", "--beltrami", "--block", "attention"],
+                 "citeseer": ["--dataset", "Citeseer", "--beltrami", "--block", "attention", "--pos_enc_type", "GDC"]}
+EPOCHS = {"cora": 100, "citeseer": 250}  # the tuned values; the official --epoch N trains N - 1 epochs
+SEEDED = ("import random, runpy, sys, numpy, torch; s = int(sys.argv[1]); random.seed(s); numpy.random.seed(s); "
+          "torch.manual_seed(s); sys.argv = ['run_GNN.py'] + sys.argv[2:]; sys.path.insert(0, '.'); "
+          "runpy.run_path('run_GNN.py', run_name='__main__')")
+
+
+def run_measured(cmd: List[str], cwd: str) -> Dict[str, object]:
+    """Run ``cmd``; its output, wall time and peak resident memory (MB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{out[-3000:]}")
+    return {"output": out, "wall_seconds": wall, "peak_MB": usage.ru_maxrss / 1024}
+
+
+def official(args, dataset: str, seed: int) -> Dict[str, object]:
+    cmd = [args.official_python, "-c", SEEDED, str(seed), *OFFICIAL_ARGS[dataset],
+           "--epoch", str((args.epochs or EPOCHS[dataset]) + 1)]
+    res = run_measured(cmd, args.official_src)
+    text = res.pop("output")
+    epochs = re.findall(r"Epoch: \d+, Runtime ([\d.]+), Loss [\d.]+, forward nfe (\d+)", text)
+    final = re.search(r"best val accuracy ([\d.]+) with test accuracy ([\d.]+)", text)
+    if not epochs or final is None:
+        raise RuntimeError(f"no epoch lines in the official log:\n{text[-2000:]}")
+    runtimes, cumulative = [float(e[0]) for e in epochs], [int(e[1]) for e in epochs]
+    nfe = [b - a for a, b in zip(cumulative, cumulative[1:])]
+    return {**res, "program": "official", "epochs": len(epochs), "epoch_seconds_median": statistics.median(runtimes),
+            "test_acc": float(final.group(2)), "nfe_forward": statistics.median(nfe) if nfe else cumulative[0]}
+
+
+def ours(args, dataset: str, seed: int) -> Dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "row.json"
+        cmd = [sys.executable, "-m", "beltrami.bench", "--dataset", dataset, "--preset", "paper", "--split", "fixed",
+               "--seed", str(seed), "--output", str(out)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+        res = run_measured(cmd, str(Path(__file__).resolve().parents[1]))
+        row = json.loads(out.read_text())["rows"][0]
+    res.pop("output")
+    if row.get("error"):
+        raise RuntimeError(row["error"])
+    return {**res, "program": "beltrami", "epochs": args.epochs or EPOCHS[dataset],
+            "epoch_seconds_median": row["epoch_seconds_median"], "test_acc": row["test_acc"],
+            "nfe_forward": row["nfe_forward"], "startup_seconds": row["startup_seconds"]}
+
+
+def table(runs: List[Dict[str, object]]) -> str:
+    """Markdown: per dataset, each program's medians over its runs, and our speed-up / memory ratio."""
+    lines = ["| dataset | program | runs | s/epoch (with evaluation) | whole run, s | peak MB | test acc | "
+             "fwd NFE/epoch |", "|---|---|---|---|---|---|---|---|"]
+    ratios = []
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        med = {}
+        for program in ("official", "beltrami"):
+            rs = [r for r in runs if r["dataset"] == dataset and r["program"] == program]
+            m = {k: statistics.median(r[k] for r in rs) for k in ("epoch_seconds_median", "wall_seconds", "peak_MB",
+                                                                  "nfe_forward")}
+            acc = [100 * r["test_acc"] for r in rs]
+            med[program] = m
+            lines.append(f"| {dataset} | {program} | {len(rs)} | {m['epoch_seconds_median']:.3f} | "
+                         f"{m['wall_seconds']:.1f} | {m['peak_MB']:.0f} | "
+                         f"{statistics.fmean(acc):.1f} ({', '.join(f'{a:.1f}' for a in acc)}) | "
+                         f"{m['nfe_forward']:.0f} |")
+        o, b = med["official"], med["beltrami"]
+        ratios.append(f"- {dataset}: epochs {o['epoch_seconds_median'] / b['epoch_seconds_median']:.1f}x faster, "
+                      f"whole run {o['wall_seconds'] / b['wall_seconds']:.1f}x faster, peak memory "
+                      f"{b['peak_MB'] / o['peak_MB']:.2f} of the official's")
+    return "\n".join(lines + [""] + ratios) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--official-src", required=True, help="the official code's folder holding run_GNN.py")
+    p.add_argument("--official-python", required=True, help="a Python that runs the official code")
+    p.add_argument("--datasets", default="cora,citeseer")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of every run (default: the tuned values)")
+    p.add_argument("--output", required=True, help="JSON with every run")
+    p.add_argument("--markdown", default=None, help="also write the table here")
+    args = p.parse_args(argv)
+    if not (Path(args.official_src) / "run_GNN.py").is_file():
+        p.error(f"--official-src: no run_GNN.py in {args.official_src}")
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in datasets if d not in OFFICIAL_ARGS]
+    if unknown:
+        p.error(f"--datasets: {', '.join(unknown)} not among {', '.join(OFFICIAL_ARGS)}")
+    runs: List[Dict[str, object]] = []
+    for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
+        for dataset in datasets:
+            order = (official, ours) if i % 2 == 0 else (ours, official)
+            for program in order:
+                r = {"dataset": dataset, "seed": seed, **program(args, dataset, seed)}
+                print(json.dumps(r), flush=True)
+                runs.append(r)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    command = " ".join(["--official-src OFFICIAL_SRC --official-python OFFICIAL_PYTHON", f"--datasets {args.datasets}",
+                        f"--seeds {args.seeds}"] + ([f"--epochs {args.epochs}"] if args.epochs else []))
+    meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "machine": platform.platform(),
+            "cpus": os.cpu_count(), "command": command}
+    from beltrami.atomic import atomic_write_text
+
+    atomic_write_text(args.output, json.dumps({"meta": meta, "runs": runs}, indent=1))
+    text = table(runs)
+    print(text)
+    if args.markdown:
+        head = (f"# beltrami vs the official BLEND code\n\nSame machine ({meta['cpus']} cores), "
+                f"{meta['date']}, beltrami at {commit[:10]}, runs alternated; generated by\n"
+                f"`python tools/compare_official.py {command} --output ... --markdown ...`.\n\n")
+        atomic_write_text(args.markdown, head + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
