@@ -126,6 +126,13 @@ def main(argv=None) -> int:
     unknown = [d for d in datasets if d not in OFFICIAL_ARGS]
     if unknown:
         p.error(f"--datasets: {', '.join(unknown)} not among {', '.join(OFFICIAL_ARGS)}")
+    from beltrami.atomic import atomic_write_text
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    command = " ".join(["--official-src OFFICIAL_SRC --official-python OFFICIAL_PYTHON", f"--datasets {args.datasets}",
+                        f"--seeds {args.seeds}"] + ([f"--epochs {args.epochs}"] if args.epochs else []))
+    meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "machine": platform.platform(),
+            "cpus": os.cpu_count(), "command": command}
     runs: List[Dict[str, object]] = []
     for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
         for dataset in datasets:
@@ -134,14 +141,8 @@ def main(argv=None) -> int:
                 r = {"dataset": dataset, "seed": seed, **program(args, dataset, seed)}
                 print(json.dumps(r), flush=True)
                 runs.append(r)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    command = " ".join(["--official-src OFFICIAL_SRC --official-python OFFICIAL_PYTHON", f"--datasets {args.datasets}",
-                        f"--seeds {args.seeds}"] + ([f"--epochs {args.epochs}"] if args.epochs else []))
-    meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "machine": platform.platform(),
-            "cpus": os.cpu_count(), "command": command}
-    from beltrami.atomic import atomic_write_text
-
-    atomic_write_text(args.output, json.dumps({"meta": meta, "runs": runs}, indent=1))
+                # after every run: a failure later keeps what finished
+                atomic_write_text(args.output, json.dumps({"meta": meta, "runs": runs}, indent=1))
     text = table(runs)
     print(text)
     if args.markdown:
