@@ -84,6 +84,35 @@ def dropout(u: Tensor, p: float, training: bool) -> Tensor:
     return out.view(u.shape)
 
 
+class _DropoutProjection(torch.autograd.Function):
+    """``dropout(u) @ weight`` for a fixed dense ``u`` on the CPU, a block of rows at a time: what backward
+    keeps is the boolean mask (a quarter of the dropped matrix's bytes), and no intermediate of ``u``'s
+    size exists."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, weight: Tensor, p: float) -> Tensor:
+        rng, threshold, scale = _generator(), _threshold(p), 1.0 / (1.0 - p)
+        keep = torch.empty(u.shape, dtype=torch.bool)
+        out = u.new_empty((u.shape[0], weight.shape[1]))
+        rows = max(1, BLOCK // max(u.shape[1], 1))
+        for r in range(0, u.shape[0], rows):
+            block = u[r:r + rows]
+            torch.ge(_bits(rng, block.numel()).view(block.shape), threshold, out=keep[r:r + rows])
+            torch.mm(block * keep[r:r + rows].to(u.dtype), weight, out=out[r:r + rows])
+        ctx.save_for_backward(u, keep)
+        ctx.scale, ctx.rows = scale, rows
+        return out.mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        u, keep = ctx.saved_tensors
+        grad_weight = grad.new_zeros((u.shape[1], grad.shape[1]))
+        for r in range(0, u.shape[0], ctx.rows):
+            dropped = u[r:r + ctx.rows] * keep[r:r + ctx.rows].to(u.dtype)
+            grad_weight.addmm_(dropped.t(), grad[r:r + ctx.rows])
+        return None, grad_weight.mul_(ctx.scale), None
+
+
 class SparseRows:
     """A fixed sparse matrix ``[N, P]`` in CSR form with its transpose (:class:`~beltrami.graph.CSR` index
     tensors; the transpose's values are ``values[csr.t_perm]``)."""
@@ -158,5 +187,6 @@ def project(u: Union[Tensor, SparseRows], weight: Tensor, bias: Optional[Tensor]
     elif form.layout != torch.strided:
         out = SparseRows.from_tensor(form).project(weight, p, training)
     else:
-        out = dropout(form, p, training) @ weight
+        fixed = training and p > 0.0 and not form.is_cuda and not form.requires_grad and form.dim() == 2
+        out = _DropoutProjection.apply(form, weight, p) if fixed else dropout(form, p, training) @ weight
     return out if bias is None else out + bias

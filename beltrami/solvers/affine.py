@@ -89,7 +89,7 @@ class _AffineSolve(torch.autograd.Function):
         if record is None:
             return zs
         # the recorded states as saved tensors: autograd frees them after the backward (unless retained)
-        ctx.save_for_backward(z0, *(y for step in record for y in (step.y0, *step.inputs)))
+        ctx.save_for_backward(z0, *(y for step in record for y in step.inputs))
         ctx.steps = [(step.h, step.outputs) for step in record]
         ctx.op, ctx.tab, ctx.counter = op, tab, counter
         return zs
@@ -99,8 +99,8 @@ class _AffineSolve(torch.autograd.Function):
     def backward(ctx, grad_zs: Tensor):
         op, tab, counter = ctx.op, ctx.tab, ctx.counter
         z0, *saved = ctx.saved_tensors
-        per_step = len(tab.a) + 1
-        record = [Step(h, saved[i * per_step], saved[i * per_step + 1:(i + 1) * per_step], outputs)
+        per_step = len(tab.a)  # a step's start state is not needed: only where its stages were evaluated
+        record = [Step(h, None, saved[i * per_step:(i + 1) * per_step], outputs)
                   for i, (h, outputs) in enumerate(ctx.steps)]
         grad_values = torch.zeros_like(op.values) if ctx.needs_input_grad[1] else None
         grad_source = torch.zeros_like(z0) if op.source is not None and ctx.needs_input_grad[2] else None

@@ -55,13 +55,18 @@ def test_projection_equals_dense_reference(layout):
     torch.testing.assert_close(grad, u.t() @ g)
 
 
-def test_sparse_projection_under_dropout_has_the_gradient_of_its_mask():
-    """With W = I the output is dropout(U) itself; the gradient of W must be that matrix transposed times G."""
+@pytest.mark.parametrize("form", ["sparse", "dense"])
+def test_projection_under_dropout_has_the_gradient_of_its_mask(form, monkeypatch):
+    """With W = I the output is dropout(U) itself; the gradient of W must be that matrix transposed times G.
+    The dense form runs in blocks of two rows here, so the blocks' seams are crossed."""
+    import beltrami.models.input_projection as ip
+
+    monkeypatch.setattr(ip, "BLOCK", 50)
     u = _sparse_input(density=0.3)
-    rows = SparseRows.from_tensor(u)
+    arg = SparseRows.from_tensor(u) if form == "sparse" else u
     w = torch.eye(25, dtype=D, requires_grad=True)
     torch.manual_seed(0)
-    out = rows.project(w, 0.4, True)
+    out = project(arg, w, None, 0.4, True)
     kept = out != 0
     torch.testing.assert_close(out[kept], (u / 0.6)[kept])
     assert 0 < int(kept.sum()) < int((u != 0).sum())  # some stored entries dropped, some kept
