@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# The shared data folder: $BELTRAMI_DATA (as .ci/run sets it), else ../shared/data beside the checkout.
-SHARED_DATA = Path(os.environ.get("BELTRAMI_DATA") or REPO.parent / "shared" / "data")
+# The data folder with the real Planetoid files: $BELTRAMI_DATA (as .ci/run sets it); tests that need it skip without it.
+SHARED_DATA = Path(os.environ.get("BELTRAMI_DATA") or REPO / "no-data-folder")
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +17,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "planetoid" / "ind.citeseer.x").exists():
-        pytest.skip(f"shared data folder not found at {SHARED_DATA}")
+        pytest.skip(f"data folder not found at {SHARED_DATA}: set $BELTRAMI_DATA")
     return SHARED_DATA
 
 

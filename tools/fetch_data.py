@@ -1,7 +1,7 @@
 """Download (or check) every raw dataset file into a data root, verifying each sha256.
 
     python tools/fetch_data.py --root ~/data/beltrami          # fetch what is missing, verify all
-    python tools/fetch_data.py --root ../shared/data --check   # report only, download nothing
+    python tools/fetch_data.py --root DATA_DIR --check   # report only, download nothing
 """
 import argparse
 import sys

@@ -1,7 +1,7 @@
 """Raw dataset files: where they live, their sha256, their canonical URLs, and verified downloads.
 
 Data root, first that is set: the ``root`` argument, ``$BELTRAMI_DATA``, ``$XDG_CACHE_HOME/beltrami/data``
-(``~/.cache/beltrami/data``). Files sit under the root in the layout of the shared data folder
+(``~/.cache/beltrami/data``). Files sit under the root in the layout of the published data files
 (``planetoid/ind.cora.x``, ``npz/amazon_electronics_photo.npz``, ``ogbn_arxiv/raw/edge.csv.gz``).
 
 Every file is checked against the sha256 in :data:`FILES` before it is used. A missing file is downloaded
@@ -70,7 +70,7 @@ def _arxiv(name: str, sha: Optional[str], size: Optional[int] = None) -> RawFile
     return RawFile(f"ogbn_arxiv/raw/{name}", sha, OGB_ARXIV_ZIP, member=f"arxiv/raw/{name}", size=size)
 
 
-# Values from shared/data/SHA256SUMS (verified there) and shared/data/README.md (Git LFS pointers of
+# Values from the verified raw files' SHA256 sums and the Git LFS pointers of
 # D61-IA/FisherGCN for ind.pubmed.allx and the gnn-benchmark npz files).
 FILES: Dict[str, RawFile] = {
     f.relpath: f

@@ -3,7 +3,7 @@
 Presets (``preset=`` in :func:`beltrami.fit`):
 
 - ``fast``: CPU smoke runs (RK4, T = 3, 60 epochs, no positional encoding).
-- ``paper``: per dataset, the official tuned values of ``shared/paper/best-params.md`` (the official code's
+- ``paper``: per dataset, the official tuned values published with the paper's code (the official code's
   option in brackets): T [time], Dormand-Prince with ``atol = tol_scale 1e-7``, ``rtol = tol_scale 1e-9``
   [method, tol_scale], adjoint [adjoint, adjoint_method, tol_scale_adjoint], widths [hidden_dim,
   feat_hidden_dim, pos_enc_hidden_dim], PPR positional coordinates (top-k rows, teleport 0.05) [pos_enc_type
