@@ -115,10 +115,10 @@ class BLEND(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(F.dropout(F.relu(z), self.dropout, self.training))
 
-    def _solve(self, z0: Tensor, t1: float, t_eval: Optional[Sequence[float]] = None):
+    def _solve(self, z0: Tensor, t1: float, t_eval: Optional[Sequence[float]] = None, save_fn=None):
         sol = solve(self.function, z0, t1, scheme=self.scheme, step_size=self.step_size, rtol=self.rtol,
                     atol=self.atol, backprop=self.backprop, regularization=self.regularization, t_eval=t_eval,
-                    **self.solver_options)
+                    save_fn=save_fn, **self.solver_options)
         self.last_solution = sol
         return sol
 
@@ -131,9 +131,8 @@ class BLEND(nn.Module):
         Shapes:
             output ``[len(times), N, out_channels]``.
         """
-        sol = self._solve(self.encode(x, pos), float(times[-1]), t_eval=list(times))
-        # a few times per pass: all at once, the decoder's intermediates would hold every state again
-        return torch.cat([self.decode(sol.zs[i:i + 8]) for i in range(0, len(times), 8)])
+        # each state decoded as the solver reaches it: the solve holds one state, not len(times)
+        return self._solve(self.encode(x, pos), float(times[-1]), t_eval=list(times), save_fn=self.decode).zs
 
     def __repr__(self) -> str:
         flow = "frozen" if self.frozen else "beltrami"

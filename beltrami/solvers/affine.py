@@ -14,7 +14,7 @@ allocated a tensor for each of their gradients.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -77,7 +77,7 @@ class _AffineSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z0: Tensor, values: Tensor, source: Optional[Tensor], form: AffineForm, ts: Sequence[float],
                 tab: Tableau, rtol: float, atol: float, max_steps: int, scheme: str,
-                counter: CountedFunction, differentiable: bool) -> Tensor:
+                counter: CountedFunction, differentiable: bool, save: Optional[Callable] = None) -> Tensor:
         op = _Operator(form)
 
         def evaluate(t: Tensor, y: Tensor) -> Tensor:
@@ -85,7 +85,8 @@ class _AffineSolve(torch.autograd.Function):
             return op.apply(y)
 
         record: Optional[List[Step]] = [] if differentiable else None  # an evaluation keeps no steps
-        zs = integrate_adaptive(counter, z0, ts, tab, rtol, atol, max_steps, scheme, func=evaluate, record=record)
+        zs = integrate_adaptive(counter, z0, ts, tab, rtol, atol, max_steps, scheme, func=evaluate, record=record,
+                                save=save)
         if record is None:
             return zs
         # the recorded states as saved tensors: autograd frees them after the backward (unless retained)
@@ -139,14 +140,18 @@ class _AffineSolve(torch.autograd.Function):
         z0_bar = grad_zs[0].clone() if y_bar is None else y_bar.add_(grad_zs[0])
         if carry is not None:  # the first evaluation, f at z0
             z0_bar.add_(pull(carry, z0))
-        return z0_bar, grad_values, grad_source, None, None, None, None, None, None, None, None, None
+        return z0_bar, grad_values, grad_source, None, None, None, None, None, None, None, None, None, None
 
 
 def solve_affine(counter: CountedFunction, form: AffineForm, z0: Tensor, ts: Sequence[float], tab: Tableau,
-                 rtol: float, atol: float, max_steps: int, scheme: str) -> Tensor:
+                 rtol: float, atol: float, max_steps: int, scheme: str,
+                 save: Optional[Callable[[int, Tensor], Tensor]] = None) -> Tensor:
     """States ``[len(ts), *z0.shape]`` of ``dz/dt = L z + c`` at ``ts`` (``ts[0]`` the start), differentiable
-    in ``z0``, ``form.values`` and ``form.source``. Counts evaluations and reverse passes on ``counter``."""
+    in ``z0``, ``form.values`` and ``form.source``. Counts evaluations and reverse passes on ``counter``.
+    ``save``: as in :func:`~beltrami.solvers.runge_kutta.integrate_adaptive` (without autograd only)."""
     differentiable = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (z0, form.values, form.source))
+    if save is not None and torch.is_grad_enabled():
+        raise ValueError("solve_affine: save applies without autograd only")
     return _AffineSolve.apply(z0, form.values, form.source, form, list(ts), tab, rtol, atol, max_steps, scheme,
-                              counter, differentiable)
+                              counter, differentiable, save)

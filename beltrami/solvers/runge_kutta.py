@@ -155,15 +155,23 @@ class Step(NamedTuple):
 
 def integrate_adaptive(counter: CountedFunction, z0: Tensor, ts: Sequence[float], tab: Tableau, rtol: float,
                        atol: float, max_steps: int, scheme: str, func: Optional[Callable] = None,
-                       record: Optional[List[Step]] = None) -> Tensor:
+                       record: Optional[List[Step]] = None,
+                       save: Optional[Callable[[int, Tensor], Tensor]] = None) -> Tensor:
     """States at ``ts`` (``ts[0]`` is the start, its state ``z0``), stacked ``[len(ts), *z0.shape]``;
     differentiable through the accepted steps. ``func(t, y)`` evaluates f (default: ``counter``, whose step
     callbacks are called as torchdiffeq calls them). Without autograd the states are written straight into
-    the result. ``record``: a list to which each accepted step is appended (:class:`Step`)."""
+    the result. ``record``: a list to which each accepted step is appended (:class:`Step`).
+    ``save(i, state)`` (without autograd only): what to keep of the state at ``ts[i]``, called as each is
+    reached with a buffer that is overwritten afterwards; the results are stacked instead of the states, so
+    no more than one state is held at a time."""
     func = counter if func is None else func
-    zs = None if torch.is_grad_enabled() else z0.new_empty((len(ts),) + tuple(z0.shape))
+    if save is not None and torch.is_grad_enabled():
+        raise ValueError("integrate_adaptive: save applies without autograd only")
+    zs = None if torch.is_grad_enabled() or save is not None else z0.new_empty((len(ts),) + tuple(z0.shape))
     if zs is not None:
         zs[0].copy_(z0)
+    saved = None if save is None else [save(0, z0)]
+    buffer = None if save is None else torch.empty_like(z0)
 
     def time_of(t: float) -> Tensor:
         return torch.tensor(t, dtype=z0.dtype, device=z0.device)
@@ -201,5 +209,10 @@ def integrate_adaptive(counter: CountedFunction, z0: Tensor, ts: Sequence[float]
         weights = dense_weights(tab, (target - t_start) / (t - t_start))
         if record is not None:
             record[-1].outputs.append((i, weights))
+        if saved is not None:
+            saved.append(save(i, combine(y_start, t - t_start, weights, ks, buffer)))
+            continue
         out.append(combine(y_start, t - t_start, weights, ks, None if zs is None else zs[i]))
+    if saved is not None:
+        return torch.stack(saved)
     return torch.stack(out) if zs is None else zs

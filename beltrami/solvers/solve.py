@@ -3,7 +3,7 @@ separate choices; statistics come back in ``Solution.stats``."""
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torchdiffeq
@@ -30,7 +30,8 @@ OPTIONS = ("adjoint_scheme", "adjoint_rtol", "adjoint_atol", "adjoint_step_size"
 
 def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", step_size: Optional[float] = None,
           rtol: Optional[float] = None, atol: Optional[float] = None, backprop: str = "direct",
-          max_steps: int = 10_000, t_eval: Optional[Sequence[float]] = None, **options: Any) -> Solution:
+          max_steps: int = 10_000, t_eval: Optional[Sequence[float]] = None,
+          save_fn: Optional[Callable[[Tensor], Tensor]] = None, **options: Any) -> Solution:
     """Integrate ``dz/dt = func(t, z)`` from ``t0`` (default 0) to ``t1``.
 
     Args:
@@ -46,6 +47,10 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
             for explicit/adaptive schemes, a discrete adjoint for implicit ones).
         max_steps: more steps than this raise :class:`SolverError`.
         t_eval: times in (t0, t1] at which to also return the state (``Solution.zs``, ``Solution.at``).
+        save_fn: what to keep of each state at ``t_eval`` (diffrax's ``SaveAt(fn=...)``): ``Solution.zs``
+            holds ``save_fn(z(t))`` stacked, ``Solution.z`` still the state at ``t1``. Without autograd, the
+            adaptive schemes call it as each state is reached, so only one state is held at a time (e.g. the
+            logits at many times for the memory of one state).
         options: ``adjoint_scheme``/``adjoint_rtol``/``adjoint_atol``/``adjoint_step_size`` (backward
             solve; default the forward's), ``krylov`` (``auto``, ``cg``, ``bicgstab``), ``krylov_tol``
             (default 1e-8 in float64, 1e-5 in float32), ``krylov_max_iter`` (200), ``t0`` (0.0),
@@ -95,6 +100,13 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
     aug = AugmentedDynamics(func, z0.shape, reg, hutchinson_noise(z0, reg)) if reg.active else None
     counter = CountedFunction(func if aug is None else aug, cls.name)
     extra = {"linear_iterations": 0, "adjoint_linear_iterations": 0, "adjoint_steps": 0}
+    final: list = []  # the state at t1, when save_fn was applied as the states were reached
+    save = None
+    if save_fn is not None and not torch.is_grad_enabled() and aug is None:
+        def save(i: int, state: Tensor) -> Tensor:
+            if i == len(ts) - 1:
+                final.append(state.clone())
+            return save_fn(state)
 
     if cls.implicit:
         krylov = options.get("krylov", "auto")
@@ -111,11 +123,13 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
         extra["regularization_weights"] = reg
     elif (form := _affine_form(func, cls, backprop)) is not None:
         zs = solve_affine(counter, form, z0, ts, TABLEAUS[cls.method], 1e-7 if rtol is None else rtol,
-                          1e-9 if atol is None else atol, max_steps, cls.name)
+                          1e-9 if atol is None else atol, max_steps, cls.name, save=save)
         z = zs[-1]
     else:
-        zs = _torchdiffeq(cls, counter, z0, ts, step_size, rtol, atol, backprop, max_steps, options)
+        zs = _torchdiffeq(cls, counter, z0, ts, step_size, rtol, atol, backprop, max_steps, options, save)
         z = zs[-1]
+    if save_fn is not None:
+        z, zs = (final[0], zs) if final else (z, torch.stack([save_fn(state) for state in zs]))
     sol = Solution(z=z, ts=torch.tensor(ts[1:], dtype=torch.float64), zs=zs[1:], scheme=cls.name,
                    backprop=backprop, counter=counter, extra=extra)
     sol._nfe_forward = counter.forward_calls
@@ -132,13 +146,14 @@ def _affine_form(func: nn.Module, cls, backprop: str):
 
 
 def _torchdiffeq(cls, counter: CountedFunction, z0: Tensor, ts, step_size, rtol, atol, backprop: str,
-                 max_steps: int, options) -> Tensor:
+                 max_steps: int, options, save=None) -> Tensor:
     t = torch.tensor(ts, dtype=torch.float64 if z0.dtype == torch.float64 else torch.float32, device=z0.device)
     rtol = 1e-7 if rtol is None else rtol
     atol = 1e-9 if atol is None else atol
     if cls.adaptive and backprop == "direct" and cls.method in TABLEAUS:
         # torchdiffeq's steps in fewer tensor operations (beltrami.solvers.runge_kutta)
-        return integrate_adaptive(counter, z0, ts, TABLEAUS[cls.method], rtol, atol, max_steps, cls.name)
+        return integrate_adaptive(counter, z0, ts, TABLEAUS[cls.method], rtol, atol, max_steps, cls.name,
+                                  save=save)
     if cls.adaptive:
         solver_options = {"max_num_steps": max_steps}
         kwargs = dict(rtol=rtol, atol=atol)
