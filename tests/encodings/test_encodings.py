@@ -109,6 +109,17 @@ def test_deepwalk_separates_sbm_blocks():
     assert linear_probe_accuracy(emb, ds.y, train, ~train) >= 0.8
 
 
+@pytest.mark.parametrize("n", [20, 60])
+def test_deepwalk_on_a_tiny_graph_stays_bounded(n):
+    """Few nodes, a default batch of 8192 pairs: each row is met hundreds of times per batch. Before the
+    batch was capped at 4 pairs per node, rows of a 60-node graph reached norm 2e5; word2vec's sequential
+    updates keep them near 1."""
+    g = random_graph(n=n, m=5 * n, seed=1).symmetrize()
+    emb = deepwalk_embeddings(g, dim=16, show_progress=False, cache=False)
+    assert torch.isfinite(emb).all()
+    assert float(emb.norm(dim=1).max()) < 10.0
+
+
 def test_encoding_errors():
     g = random_graph(n=10, m=20)
     with pytest.raises(ValueError, match="alpha must lie in"):
