@@ -10,6 +10,8 @@ Everything here is O(|E|) in time and memory: no dense n x n tensor is ever buil
 """
 from __future__ import annotations
 
+import os
+
 from typing import Any, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
@@ -26,6 +28,28 @@ def _as_tensor(a: ArrayLike, name: str) -> Tensor:
     if isinstance(a, np.ndarray):
         a = torch.from_numpy(np.ascontiguousarray(a))
     return check_index_tensor(a, name)
+
+
+MAX_NODES = 3_037_000_499
+"""The most nodes a graph may have: edges are sorted by the key ``row * num_nodes + col``, which must fit
+in an int64."""
+
+
+def _check_size(num_nodes: int) -> None:
+    """Refuse a node count the graph cannot be built for, before allocating: a sort key past int64 (a wrong
+    edge order, silently) or row pointers (and the row counts they are built from) larger than this machine's
+    memory."""
+    if num_nodes > MAX_NODES:
+        raise ValueError(f"num_nodes={num_nodes:,} is more than a graph can have ({MAX_NODES:,}: the edge sort "
+                         "key row * num_nodes + col must fit in an int64)")
+    need = 16 * (num_nodes + 1)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: let the allocator decide
+        return
+    if need > memory:
+        raise ValueError(f"num_nodes={num_nodes:,} needs {need / 1e9:,.1f} GB for its row pointers, more than "
+                         f"this machine's memory ({memory / 1e9:,.1f} GB)")
 
 
 def _crow_from_sorted_rows(row: Tensor, num_nodes: int) -> Tensor:
@@ -120,6 +144,7 @@ class Graph:
         elif inferred > num_nodes:
             raise ValueError(f"edge_index holds node index {inferred - 1}, out of range for num_nodes={num_nodes}")
         num_nodes = int(num_nodes)
+        _check_size(num_nodes)
         row, col = ei[0], ei[1]
         # One stable sort on the linear key row * n + col orders edges by (row, col).
         order = torch.argsort(row * max(num_nodes, 1) + col, stable=True)

@@ -1,7 +1,11 @@
 """Input checks shared by the whole package: each raises a ValueError/TypeError naming the problem."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Optional
+import math
+import numbers
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
@@ -54,11 +58,62 @@ def check_choice(value: str, valid: Iterable[str], what: str) -> str:
     return value
 
 
-def optional_int(value: Optional[int], name: str, minimum: int = 0) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
+def check_int(value, name: str, minimum: Optional[int] = None) -> int:
+    """``value`` as an int: an integer (Python or NumPy, not a bool, not a float such as 2.5 or 3.0) of at
+    least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def optional_int(value: Optional[int], name: str, minimum: int = 0) -> Optional[int]:
+    return None if value is None else check_int(value, name, minimum)
+
+
+def check_real(value, name: str, low: Optional[float] = None, high: Optional[float] = None,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite float (an int or float, not a bool or a string) in the interval from ``low`` to
+    ``high`` (closed ends unless ``low_open`` / ``high_open``; ``None``: unbounded)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if not math.isfinite(value) or below or above:
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        raise ValueError(f"{name} must be a finite number in {lo}, {hi}, got {value!r}")
     return value
+
+
+def optional_real(value, name: str, low: Optional[float] = None, high: Optional[float] = None,
+                  low_open: bool = False, high_open: bool = False) -> Optional[float]:
+    return None if value is None else check_real(value, name, low, high, low_open, high_open)
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def check_writable_file(path: Union[str, os.PathLike], name: str) -> Path:
+    """Refuse, before any work, a file path that cannot be written: a folder, a read-only file, or one
+    whose nearest existing parent folder cannot be written (missing folders are created when writing)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} is a folder; give a file path")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"{name}={str(path)!r} exists and cannot be written")
+        return path
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{name}={str(path)!r}: {str(parent)!r} is a file, so the folder cannot be created")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{name}={str(path)!r} cannot be written: no write access to {str(parent)!r}")
+    return path

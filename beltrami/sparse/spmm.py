@@ -83,14 +83,17 @@ def spmm(graph: Union[Graph, CSR], values: Tensor, x: Tensor, backend: Optional[
         values: edge values in CSR order, ``[E]``, or per head ``[E, H]``.
         x: dense input, ``[N, D]`` (with ``[E]`` values) or ``[N, H, D]`` (with ``[E, H]`` values).
         backend: see the module docstring.
-        validate: check shapes, dtypes, devices and finiteness (O(E + N D)).
+        validate: also check that ``values`` and ``x`` are finite (O(E + N D)); shapes, dtypes and devices
+            are always checked (O(1)).
 
     Returns:
         ``[N, D]`` or ``[N, H, D]``. Differentiable in ``values`` and ``x`` with O(E D) memory.
     """
     csr = csr_of(graph)
+    check_spmm_inputs(csr, values, x)
     if validate:
-        check_spmm_inputs(csr, values, x)
+        check_finite(values, "values")
+        check_finite(x, "x")
     return torch.ops.beltrami.csr_spmm(values=values, x=x, backend=backend_id(backend), **_index_args(csr))
 
 
@@ -98,6 +101,15 @@ def sddmm(graph: Union[Graph, CSR], a: Tensor, b: Tensor) -> Tensor:
     """Per-edge dot products ``out[e] = <a[row[e]], b[col[e]]>``: ``[E]`` for ``[N, D]`` inputs, ``[E, H]``
     for ``[N, H, D]`` inputs. Differentiable in ``a`` and ``b``."""
     csr = csr_of(graph)
+    n = csr.crow.numel() - 1
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {type(t).__name__}")
+        if t.dim() not in (2, 3) or t.shape[0] != n:
+            raise ValueError(f"{name} must have shape [N, D] or [N, H, D] with N = {n} nodes, got {tuple(t.shape)}")
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        raise ValueError(f"a and b must have one shape, dtype and device, got {tuple(a.shape)} {a.dtype} {a.device} "
+                         f"and {tuple(b.shape)} {b.dtype} {b.device}")
     return torch.ops.beltrami.csr_sddmm(a=a, b=b, **_index_args(csr))
 
 
@@ -107,8 +119,12 @@ def _index_args(csr: CSR) -> dict:
 
 
 def check_spmm_inputs(csr: CSR, values: Tensor, x: Tensor) -> None:
-    """Clear errors for the mistakes ``spmm`` would otherwise turn into a crash or a wrong answer."""
+    """Clear errors for the mistakes ``spmm`` would otherwise turn into a crash or a wrong answer (O(1))."""
     n, e = csr.crow.numel() - 1, csr.col.numel()
+    for name, t in (("values", values), ("x", x)):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got "
+                            f"{t.dtype if isinstance(t, Tensor) else type(t).__name__}")
     if values.dim() not in (1, 2) or values.shape[0] != e:
         raise ValueError(f"values must have shape [E] or [E, H] with E = {e} stored edges, got {tuple(values.shape)}")
     want = 2 if values.dim() == 1 else 3
@@ -120,5 +136,3 @@ def check_spmm_inputs(csr: CSR, values: Tensor, x: Tensor) -> None:
     if not (values.device == x.device == csr.col.device):
         raise ValueError(f"values ({values.device}), x ({x.device}) and the graph ({csr.col.device}) "
                          "must be on one device")
-    check_finite(values, "values")
-    check_finite(x, "x")

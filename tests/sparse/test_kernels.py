@@ -282,19 +282,37 @@ def test_one_node_graph():
     assert edge_softmax(g, torch.tensor([5.0])).item() == 1.0
 
 
-def test_clear_errors():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shapes_are_checked_without_validate(backend):
+    """Before these checks ran always, an x of 5 rows on a 2M-node graph crashed the process (the kernel read
+    past x), and values shorter than the edge count gave NaN-filled results."""
     g = random_graph()
     v, x = torch.randn(g.num_edges), torch.randn(g.num_nodes, 4)
     with pytest.raises(ValueError, match=r"values must have shape \[E\].*E = "):
-        spmm(g, v[:-1], x, validate=True)
+        spmm(g, v[:-1], x, backend=backend)
+    with pytest.raises(ValueError, match=r"values must have shape \[E\].*E = "):
+        spmm(g, torch.randn(g.num_edges + 3), x, backend=backend)
     with pytest.raises(ValueError, match="x must have shape"):
-        spmm(g, v, x[:-1], validate=True)
+        spmm(g, v, x[:5], backend=backend)
+    with pytest.raises(ValueError, match="x must have shape"):
+        spmm(g, v, x[:, 0], backend=backend)
     with pytest.raises(ValueError, match=r"\[N, H=2, D\]"):
-        spmm(g, torch.randn(g.num_edges, 2), torch.randn(g.num_nodes, 3, 4), validate=True)
+        spmm(g, torch.randn(g.num_edges, 2), torch.randn(g.num_nodes, 3, 4), backend=backend)
     with pytest.raises(TypeError, match="same dtype"):
-        spmm(g, v.double(), x, validate=True)
+        spmm(g, v.double(), x, backend=backend)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        spmm(g, v, x.long(), backend=backend)
     with pytest.raises(ValueError, match="one device"):
-        spmm(g, v.to("meta"), x, validate=True)
+        spmm(g, v.to("meta"), x, backend=backend)
+    with pytest.raises(ValueError, match="a must have shape"):
+        sddmm(g, x[:5], x)
+    with pytest.raises(ValueError, match="one shape"):
+        sddmm(g, x, x[:, :3])
+
+
+def test_clear_errors():
+    g = random_graph()
+    v, x = torch.randn(g.num_edges), torch.randn(g.num_nodes, 4)
     bad = v.clone()
     bad[3] = float("nan")
     with pytest.raises(ValueError, match="values holds 1 non-finite"):
