@@ -42,6 +42,18 @@ def check_features(x: Tensor, num_nodes: int, name: str = "x") -> None:
     check_finite(x, name)
 
 
+def check_node_input(x: Tensor, num_nodes: int, channels: int, name: str = "x") -> None:
+    """A model's per-node input: a floating-point tensor (dense or sparse) of shape ``[num_nodes, channels]``
+    (O(1): no pass over the values)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
+    if tuple(x.shape) != (num_nodes, channels):
+        raise ValueError(f"{name} must have shape [{num_nodes}, {channels}] (one row per node of the model's graph, "
+                         f"{channels} channels), got {tuple(x.shape)}")
+
+
 def check_options(given: Mapping | Iterable[str], valid: Iterable[str], what: str) -> None:
     """Raise ValueError listing every unknown key of ``given`` and the valid ones."""
     valid = sorted(valid)

@@ -41,14 +41,35 @@ class Dataset:
         check_features(self.x, n, f"{self.name}.x")
         for attr in ("y", "train_mask", "val_mask", "test_mask"):
             t = getattr(self, attr)
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{self.name}.{attr} must be a torch.Tensor, got {type(t).__name__}")
             if t.shape != (n,):
                 raise ValueError(f"{self.name}.{attr} must have shape [{n}], got {tuple(t.shape)}")
+        self._check_labels_and_masks()
         if bool((self.train_mask & self.val_mask).any() | (self.train_mask & self.test_mask).any()
                 | (self.val_mask & self.test_mask).any()):
             raise ValueError(f"{self.name}: train, validation and test masks overlap")
         split = self.train_mask | self.val_mask | self.test_mask
         if bool((self.y[split] < 0).any()):
             raise ValueError(f"{self.name}: a node without a label is in a split")
+
+    def _check_labels_and_masks(self) -> None:
+        if self.y.is_floating_point() or self.y.is_complex() or self.y.dtype == torch.bool:
+            raise TypeError(f"{self.name}.y must hold integer class ids, got dtype {self.y.dtype}")
+        for attr in ("train_mask", "val_mask", "test_mask"):
+            mask = getattr(self, attr)
+            if mask.dtype != torch.bool:
+                hint = (" (it holds only 0 and 1: pass mask.bool())" if not mask.is_floating_point()
+                        and bool(((mask == 0) | (mask == 1)).all()) else "")
+                raise TypeError(f"{self.name}.{attr} must be a bool mask, got dtype {mask.dtype}{hint}; integer "
+                                "tensors would index nodes instead of selecting them")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ValueError(f"{self.name}.num_classes must be an int >= 1, got {self.num_classes!r}")
+        if not bool(self.train_mask.any()):
+            raise ValueError(f"{self.name}.train_mask selects no node: there is nothing to train on")
+        top = int(self.y.max()) if self.y.numel() else -1
+        if top >= self.num_classes:
+            raise ValueError(f"{self.name}.y holds class {top}, out of range for num_classes={self.num_classes}")
 
     @property
     def num_nodes(self) -> int:

@@ -44,6 +44,20 @@ class AffineForm(NamedTuple):
     backend: int
 
 
+def diffusion_bound(z0: Tensor, contracts: Optional[str], source_weight: float, t: float) -> Optional[float]:
+    """Bound on ``max |z(t)|`` for ``dz/dt = a (A - I) z + b z0`` with ``a >= 0``, from the norm the diffusion
+    does not increase (per channel): ``"max"`` (``A`` row-stochastic and nonnegative: the maximum principle),
+    ``"l1"`` (column-stochastic: an entry is at most its column's l1 norm) or ``"l2"`` (``A`` symmetric with
+    eigenvalues in [-1, 1]); the source adds at most ``|b| t`` times that norm of ``z0``. None: no bound."""
+    if contracts is None:
+        return None
+    with torch.no_grad():
+        z = z0.detach().reshape(z0.shape[0], -1)
+        norm = {"max": lambda: z.abs().amax(), "l1": lambda: z.abs().sum(0).amax(),
+                "l2": lambda: torch.linalg.vector_norm(z, dim=0).amax()}[contracts]()
+    return float(norm) * (1.0 + abs(source_weight) * t)
+
+
 class GraphODEFunction(nn.Module):
     """Base class of graph ODE right-hand sides ``f(t, z)``.
 
@@ -81,6 +95,13 @@ class GraphODEFunction(nn.Module):
     def set_initial(self, z0: Tensor) -> None:
         """Record the initial state ``z(0)`` (for source terms and frozen attention). Call before solving."""
         self.z0 = z0
+
+    @torch.jit.ignore
+    def state_bound(self, z0: Tensor, t: float) -> Optional[float]:
+        """A bound on ``max |z(t)|`` that the exact flow from ``z0`` cannot exceed, or None where none is known.
+        Explicit fixed-step solvers compare their states against it: a step outside the scheme's stability
+        region shows as growth the problem cannot have (:func:`~beltrami.solvers.solve`)."""
+        return None
 
     def _spmm(self, values: Tensor, z: Tensor) -> Tensor:
         return torch.ops.beltrami.csr_spmm(self.crow, self.col, values, z, self.t_crow, self.t_col, self.t_perm,

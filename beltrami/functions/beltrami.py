@@ -24,7 +24,7 @@ from ..graph import CSR, Graph
 from ..sparse import triton_kernels
 from ..sparse.ops import CPP
 from .attention import EdgeAttention
-from .base import AffineForm, GraphODEFunction, LinearOperator
+from .base import AffineForm, GraphODEFunction, LinearOperator, diffusion_bound
 
 
 class _AttentionDiffusion(GraphODEFunction):
@@ -86,6 +86,15 @@ class _AttentionDiffusion(GraphODEFunction):
         if self.add_source:
             f = f + self.beta_train * self.z0
         return f
+
+    @torch.jit.ignore
+    def state_bound(self, z0: Tensor, t: float) -> Optional[float]:
+        """The attention is nonnegative and its rows (or columns) sum to 1, the diffusivities lie in (0, 1):
+        no entry grows past ``z0``'s largest (rows) or its largest column l1 norm (columns), plus the source's
+        share."""
+        beta = float(self.beta_train) if self.add_source else 0.0
+        contracts = "max" if self.attention.normalise_over == "rows" else "l1"
+        return diffusion_bound(z0, contracts, beta, t)
 
     def _operator(self, values: Tensor) -> LinearOperator:
         constant = self.beta_train * self.z0 if self.add_source else None

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..graph import Graph
 from ..validation import check_choice, check_finite
-from .base import GraphODEFunction, LinearOperator
+from .base import GraphODEFunction, LinearOperator, diffusion_bound
 
 NORMS = ("sym", "rw", "none")
 
@@ -77,6 +77,15 @@ class LaplacianDiffusion(GraphODEFunction):
         """``f(z) = L z`` with ``L = alpha (A - I)``: no constant; symmetric for ``sym`` on a symmetric graph."""
         values = self.values.to(z.dtype)
         return LinearOperator(lambda v, ts: self.alpha * (self._spmm(values, v) - v), (), None, self.symmetric)
+
+    @torch.jit.ignore
+    def state_bound(self, z0: Tensor, t: float) -> Optional[float]:
+        """``alpha >= 0`` with ``rw`` (row-stochastic: maximum principle) or ``sym`` on a symmetric graph
+        (eigenvalues of ``A`` in [-1, 1]: each channel's l2 norm does not grow); else unknown."""
+        if self.alpha < 0:
+            return None
+        contracts = {"rw": "max", "sym": "l2" if self.symmetric else None}.get(self.norm)
+        return diffusion_bound(z0, contracts, 0.0, t)
 
     def reset_parameters(self) -> None:
         """No learnable parameters."""

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..functions import BeltramiDiffusion, FrozenAttentionDiffusion
 from ..graph import Graph
+from ..validation import check_node_input
 from ..regularization import Regularization
 from ..solvers import Solution, get_scheme, solve
 from .encoders import FeatureEncoder, PositionalEncoder
@@ -105,11 +106,14 @@ class BLEND(nn.Module):
 
     def encode(self, x: Tensor, pos: Optional[Tensor] = None) -> Tensor:
         """``z(0) = [phi(U), psi(X)]``, ``[N, hidden_pos + hidden_features]``."""
+        n = self.function.num_nodes
+        check_node_input(x, n, self.in_channels, "x")
         zx = self.feature_encoder(x)
         if self.pos_encoder is None:
             return zx
         if pos is None:
             raise ValueError(f"this BLEND was built with pos_channels={self.pos_channels}: pass pos")
+        check_node_input(pos, n, self.pos_channels, "pos")
         return torch.cat([self.pos_encoder(pos), zx], dim=1)
 
     def decode(self, z: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..graph import Graph
+from ..validation import check_node_input
 from ..sparse import edge_softmax, spmm
 
 
@@ -49,6 +50,7 @@ class GAT(nn.Module):
         self.graph = graph.coalesce().remove_self_loops().add_self_loops()
 
     def forward(self, x: Tensor, pos: Tensor = None) -> Tensor:
+        check_node_input(x, self.graph.num_nodes, self.in_channels)
         n = x.shape[0]
         h = self.lin1(F.dropout(x, self.dropout, self.training)).view(n, self.heads, self.hidden)
         h = gat_layer(self.graph, h, self.att1[0], self.att1[1], self.negative_slope, self.dropout, self.training)

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from ..functions.laplacian import normalised_weights
 from ..graph import Graph
+from ..validation import check_node_input
 from ..sparse import spmm
 
 
@@ -37,6 +38,7 @@ class GCN(nn.Module):
         self.graph, self.values = gcn_norm(graph)
 
     def forward(self, x: Tensor, pos: Tensor = None) -> Tensor:
+        check_node_input(x, self.graph.num_nodes, self.in_channels)
         h = F.dropout(x, self.dropout, self.training)
         h = F.relu(spmm(self.graph, self.values, self.lin1(h)))
         h = F.dropout(h, self.dropout, self.training)

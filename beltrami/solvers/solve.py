@@ -10,7 +10,7 @@ import torchdiffeq
 from torch import Tensor, nn
 
 from ..regularization import AugmentedDynamics, Regularization, hutchinson_noise
-from ..validation import check_choice, check_finite, check_options
+from ..validation import check_choice, check_finite, check_int, check_options, check_real, optional_real
 from .base import get_scheme
 from .implicit import integrate_theta
 from .adjoint import adjoint_with_history
@@ -74,21 +74,16 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
         raise TypeError("z0 must be a floating-point tensor")
     if options.get("validate", True):
         check_finite(z0, "z0")
-    t0 = float(options.get("t0", 0.0))
-    t1 = float(t1)
+    t0 = check_real(options.get("t0", 0.0), "t0")
+    t1 = check_real(t1, "t1")
     if not t1 > t0:
         raise ValueError(f"t1 must be greater than t0={t0}, got {t1}")
-    ts = sorted(set([float(t) for t in (t_eval or [])] + [t1]))
+    ts = sorted(set([check_real(t, "each time of t_eval") for t in (t_eval or [])] + [t1]))
     if ts[0] <= t0 or ts[-1] > t1:
         raise ValueError(f"t_eval must lie in (t0, t1] = ({t0}, {t1}], got {list(t_eval or [])}")
     ts = [t0] + ts
-    fixed = not cls.adaptive
-    if fixed and (step_size is None or step_size <= 0):
-        raise ValueError(f"scheme {cls.name} needs step_size > 0, got {step_size}")
-    if cls.adaptive and step_size is not None:
-        raise ValueError(f"scheme {cls.name} is adaptive: give rtol/atol, not step_size")
-    if (rtol is not None or atol is not None) and not cls.adaptive:
-        raise ValueError(f"rtol/atol apply to adaptive schemes only, not {cls.name}")
+    check_step_options(cls, step_size, rtol, atol)
+    max_steps = check_int(max_steps, "max_steps", 1)
 
     if hasattr(func, "set_initial"):
         func.set_initial(z0)
@@ -128,12 +123,50 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
     else:
         zs = _torchdiffeq(cls, counter, z0, ts, step_size, rtol, atol, backprop, max_steps, options, save)
         z = zs[-1]
+        if not cls.adaptive:
+            check_explicit_growth(cls.name, step_size, func, z0, zs, ts)
     if save_fn is not None:
         z, zs = (final[0], zs) if final else (z, torch.stack([save_fn(state) for state in zs]))
     sol = Solution(z=z, ts=torch.tensor(ts[1:], dtype=torch.float64), zs=zs[1:], scheme=cls.name,
                    backprop=backprop, counter=counter, extra=extra)
     sol._nfe_forward = counter.forward_calls
     return sol
+
+
+def check_explicit_growth(scheme: str, step_size: float, func: nn.Module, z0: Tensor, zs: Tensor, ts) -> None:
+    """A fixed explicit step outside the scheme's stability region grows the state geometrically: refuse
+    states beyond what ``func.state_bound`` says the exact flow can reach (twice that, since a stable step
+    of a higher-order scheme can overshoot a maximum principle a little). Non-finite states are caught by
+    the step callbacks already. O(K N D)."""
+    with torch.no_grad():
+        bound = func.state_bound(z0, ts[-1] - ts[0]) if hasattr(func, "state_bound") else None
+        if bound is None:
+            return
+        peak = zs.detach().abs().flatten(1).amax(1)
+        over = peak > 2.0 * bound + 1e-12
+        if bool(over.any()):
+            first = int(over.nonzero()[0])
+            raise SolverError(f"{scheme}: max|z| reached {float(peak[first]):.3g} at t={ts[first]:.6g}, but this "
+                              f"diffusion cannot take it past {bound:.3g} from z(0): the step is outside the "
+                              f"scheme's stability region: take a smaller step_size than {step_size:g}, an "
+                              "adaptive scheme (dopri5) or an implicit one (implicit_euler, crank_nicolson)")
+
+
+def check_step_options(cls, step_size, rtol, atol) -> None:
+    """Step size for fixed-step and implicit schemes, tolerances for adaptive ones: the right ones given,
+    each a finite positive number."""
+    if not cls.adaptive:
+        if step_size is None:
+            raise ValueError(f"scheme {cls.name} needs step_size > 0")
+        check_real(step_size, "step_size", low=0.0, low_open=True)
+        if rtol is not None or atol is not None:
+            raise ValueError(f"rtol/atol apply to adaptive schemes only, not {cls.name}")
+        return
+    if step_size is not None:
+        raise ValueError(f"scheme {cls.name} is adaptive: give rtol/atol, not step_size")
+    rtol, atol = optional_real(rtol, "rtol", low=0.0), optional_real(atol, "atol", low=0.0)
+    if rtol == 0.0 and atol == 0.0:
+        raise ValueError("rtol and atol are both 0: no step would ever be accepted; give either a positive value")
 
 
 def _affine_form(func: nn.Module, cls, backprop: str):
