@@ -137,6 +137,8 @@ def test_big_cpu_graphs_trained_by_the_adjoint_without_huge_pages_get_a_hint(mon
         warnings.simplefilter("error")
         fit_module._suggest_huge_pages(adjoint, big - 1)  # small graphs: silent
         fit_module._suggest_huge_pages(FitConfig(backprop="direct"), big)  # measured slower there
-        fit_module._suggest_huge_pages(FitConfig(backprop="adjoint", device="cuda"), big)
+        on_cuda = FitConfig(backprop="adjoint")
+        on_cuda.device = "cuda"  # set after the checks, which refuse CUDA where there is none
+        fit_module._suggest_huge_pages(on_cuda, big)
         monkeypatch.setattr(fit_module, "huge_pages_active", lambda: True)
         fit_module._suggest_huge_pages(adjoint, 10 * big)

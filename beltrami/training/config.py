@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional
 
 from ..sparse.spmm import BACKENDS
 from ..validation import check_choice, check_options
+from .config_checks import check_config
 
 MODELS = ("blend", "blend-knn", "grand-l", "gcn", "gat")
 OPTIMIZERS = ("adam", "adamax", "rmsprop", "sgd")
@@ -131,27 +132,8 @@ class FitConfig:
         check_choice(self.rewire_on, ("pos", "feat", "both"), "rewire_on")
         check_choice(self.feature_norm, FEATURE_NORMS, "feature_norm")
         check_choice(self.sparse_backend, (None,) + BACKENDS, "sparse backend")
-        if self.rewire_every < 0:
-            raise ValueError(f"rewire_every must be >= 0, got {self.rewire_every}")
-        for name in ("lr", "time"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("input_dropout", "dropout", "pos_dropout"):
-            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         check_choice(self.ppr_normalization, ("rw", "sym-col"), "ppr_normalization")
-        if self.ppr_topk is not None and self.ppr_topk < 1:
-            raise ValueError(f"ppr_topk must be >= 1 or None, got {self.ppr_topk}")
-        if self.select_time < 0:
-            raise ValueError(f"select_time must be >= 0, got {self.select_time}")
-        for name in ("epochs", "runs", "hidden", "heads", "pos_dim", "rewire_k", "attention_dim",
-                     "select_time_points"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.weight_decay < 0 or self.kinetic < 0 or self.jacobian < 0:
-            raise ValueError("weight_decay, kinetic and jacobian must be >= 0")
-        if not 0.0 < self.ppr_alpha < 1.0:
-            raise ValueError(f"ppr_alpha must lie in (0, 1), got {self.ppr_alpha}")
+        check_config(self)
         if self.model == "blend-knn" and self.rewire is None:
             self.rewire = "knn"
         if self.model == "grand-l":

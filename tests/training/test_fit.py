@@ -75,7 +75,7 @@ def test_select_time_reads_the_best_validation_time(small):
     for a, b in zip(plain.history, picked.history):
         assert a["loss"] == b["loss"] and b["val_acc"] >= a["val_acc"] and 0.0 < b["time"] <= 3.0 + 1e-9
     assert plain.history[0]["time"] == 1.0 and picked.runs[0].best_time == picked.history[picked.runs[0].best_epoch]["time"]
-    with pytest.raises(ValueError, match="select_time must be >= 0"):
+    with pytest.raises(ValueError, match=r"select_time must be a finite number in \[0, inf\), got -1.0"):
         FitConfig(select_time=-1.0)
 
 
@@ -202,11 +202,11 @@ def test_config_errors():
         beltrami.fit("cora", learning_rate=0.1)
     with pytest.raises(ValueError, match="unknown model 'sage'"):
         FitConfig(model="sage")
-    with pytest.raises(ValueError, match="dropout must lie in"):
+    with pytest.raises(ValueError, match=r"dropout must be a finite number in \[0, 1\), got 1.5"):
         FitConfig(dropout=1.5)
     with pytest.raises(ValueError, match="unknown ppr_normalization 'sym'"):
         FitConfig(ppr_normalization="sym")
-    with pytest.raises(ValueError, match="ppr_topk must be >= 1 or None"):
+    with pytest.raises(ValueError, match="ppr_topk must be >= 1, got 0"):
         FitConfig(ppr_topk=0)
     big = beltrami.load_dataset("synthetic", num_nodes=20_001, num_features=4, avg_degree=2, lcc=False)
     with pytest.raises(ValueError, match="ppr_topk=None keeps all 20001 entries.*up to 20,000 nodes"):
@@ -217,6 +217,47 @@ def test_config_errors():
         FitConfig.build("synthetic", "paper")
     with pytest.raises(TypeError, match="cannot train on a list"):
         beltrami.fit([1, 2, 3], progress=False)
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    # before each: a TypeError deep in torch or the dataclass, an OverflowError, an UnboundLocalError, an
+    # AttributeError of a scripted module, or a run that went ahead (patience=-1, checkpoint_every without a dir)
+    (dict(epochs="3"), TypeError, r"epochs must be an int, got '3' \(str\)"),
+    (dict(epochs=2.5), TypeError, r"epochs must be an int, got 2.5 \(float\)"),
+    (dict(epochs=True), TypeError, "epochs must be an int, got True"),
+    (dict(hidden=8.5), TypeError, "hidden must be an int"),
+    (dict(lr="0.1"), TypeError, r"lr must be a number, got '0.1' \(str\)"),
+    (dict(lr=float("nan")), ValueError, r"lr must be a finite number in \(0, inf\), got nan"),
+    (dict(time=float("inf")), ValueError, "time must be a finite number"),
+    (dict(dropout="0.5"), TypeError, "dropout must be a number"),
+    (dict(patience=-1), ValueError, "patience must be >= 1, got -1"),
+    (dict(patience=0), ValueError, "patience must be >= 1, got 0"),
+    (dict(seeds=[]), ValueError, r"seeds=\[\] names no run"),
+    (dict(seeds=[0, 1.5]), TypeError, "each of seeds must be an int"),
+    (dict(seeds="01"), TypeError, "seeds must be a list of ints"),
+    (dict(self_loops="yes"), TypeError, "self_loops must be True or False"),
+    (dict(device="gpu"), ValueError, "device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    (dict(scheme="rk5"), ValueError, "unknown scheme 'rk5'"),
+    (dict(scheme="rk4"), ValueError, "scheme rk4 needs step_size"),
+    (dict(scheme="rk4", step_size=float("nan")), ValueError, "step_size must be a finite number"),
+    (dict(rtol=-1.0), ValueError, r"rtol must be a finite number in \[0, inf\)"),
+    (dict(scheme="implicit_euler", step_size=1.0, compile="script"), ValueError,
+     "compile='script' applies to explicit and adaptive schemes"),
+    (dict(checkpoint_every=1), ValueError, "checkpoint_every=1 needs checkpoint_dir"),
+    (dict(resume=True), ValueError, "resume=True needs checkpoint_dir"),
+    (dict(checkpoint_dir="ck"), ValueError, "with checkpoint_every=0 writes no checkpoint"),
+    (dict(attention_kind="dot"), ValueError, "unknown attention_kind 'dot'"),
+])
+def test_bad_options_are_refused_before_any_work(kw, error, match):
+    with pytest.raises(error, match=match):
+        FitConfig(**kw)
+
+
+def test_cuda_device_without_cuda_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ValueError, match="device='cuda', but PyTorch sees no CUDA device"):
+        FitConfig(device="cuda")
 
 
 def test_paper_presets_follow_best_params():
