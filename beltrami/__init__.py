@@ -22,7 +22,7 @@ from .regularization import Regularization
 from .solvers import SCHEMES, Solution, SolverError, solve
 from .models import BLEND, GAT, GCN
 from .sparse import edge_softmax, spmm
-from .training import FitConfig, FitResult, fit
+from .training import FitConfig, FitResult, TrainingDivergedError, fit
 from .version import __version__
 
 __all__ = [
@@ -52,4 +52,5 @@ __all__ = [
     "fit",
     "FitConfig",
     "FitResult",
+    "TrainingDivergedError",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Union
 
@@ -112,20 +113,21 @@ def check_bool(value, name: str) -> bool:
 
 
 def check_writable_file(path: Union[str, os.PathLike], name: str) -> Path:
-    """Refuse, before any work, a file path that cannot be written: a folder, a read-only file, or one
-    whose nearest existing parent folder cannot be written (missing folders are created when writing)."""
+    """Refuse, before any work, a file path that cannot be written: a folder, or a file that cannot be
+    opened for writing where it is. Tried for real (root passes every permission check ``os.access`` makes):
+    missing parent folders are created and a probe file is made there and removed; an existing file is
+    opened for appending, which changes nothing."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise ValueError(f"{name}={str(path)!r} is a folder; give a file path")
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise PermissionError(f"{name}={str(path)!r} exists and cannot be written")
-        return path
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"{name}={str(path)!r}: {str(parent)!r} is a file, so the folder cannot be created")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"{name}={str(path)!r} cannot be written: no write access to {str(parent)!r}")
+    try:
+        if path.exists():
+            with open(path, "ab"):
+                pass
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+                pass
+    except OSError as err:
+        raise OSError(f"{name}={str(path)!r} cannot be written: {err.strerror or err}") from err
     return path

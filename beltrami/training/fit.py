@@ -11,7 +11,7 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -30,9 +30,11 @@ from ..models import BLEND, GAT, GCN
 from ..regularization import Regularization
 from ..solvers import SolverError
 from ..sparse import release_buffers
+from ..validation import check_writable_file
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import FitConfig
 from .data import as_dataset, normalise_features
+from .guards import Diverged, TrainingDivergedError, divergence
 from .positional import dynamic_rewire, positional_coordinates, rewired_graph
 from .result import FitResult, RunResult, git_commit
 
@@ -148,7 +150,7 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
     state = {"epoch": 0, "history": [], "best": None}
     ckpt = None if cfg.checkpoint_dir is None else Path(cfg.checkpoint_dir) / f"run{run}-seed{seed}.pt"
     if cfg.resume and ckpt is not None and ckpt.exists():
-        state = load_checkpoint(ckpt, model, opt)
+        state = load_checkpoint(ckpt, model, opt, cfg.to_dict())
     task = progress.add_task(f"{cfg.model} seed {seed}", total=cfg.epochs, completed=state["epoch"],
                              info="") if progress else None
     best = state["best"]
@@ -162,13 +164,17 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
         opt.zero_grad()
         logits = model(x, pos)
         loss = F.cross_entropy(logits[train_mask], y[train_mask]) + _reg_loss(model)
+        loss_value = float(loss.detach())
+        why = divergence(loss_value, state["history"][0]["loss"] if state["history"] else None, epoch, cfg.lr)
+        if why is not None:  # before the step: the weights stay those of the last good epoch
+            raise Diverged(why, _finish(cfg, model, seed, best, state["history"], startup) if best else None, model)
         loss.backward()
         opt.step()
         nfe_f, nfe_b = _nfe(model)
         t1 = time.perf_counter()
         tr, va, te, t_read = evaluate(cfg, model, ds, x, pos)
         seconds, eval_seconds = t1 - t0, time.perf_counter() - t1
-        record = {"epoch": epoch, "loss": float(loss.detach()), "train_acc": tr, "val_acc": va, "test_acc": te,
+        record = {"epoch": epoch, "loss": loss_value, "train_acc": tr, "val_acc": va, "test_acc": te,
                   "nfe_forward": nfe_f, "nfe_backward": nfe_b, "seconds": seconds, "eval_seconds": eval_seconds,
                   "time": t_read}
         state["history"].append(record)
@@ -179,24 +185,26 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
             progress.update(task, advance=1, info=f"loss {record['loss']:.3f} val {va:.3f} test {te:.3f} "
                             f"NFE {nfe_f}/{nfe_b} {seconds + eval_seconds:.2f}s")
         if ckpt is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
-            save_checkpoint(ckpt, model, opt, state)
+            save_checkpoint(ckpt, model, opt, state, cfg.to_dict())
         if on_epoch is not None:
             on_epoch(epoch, record)
         if cfg.patience is not None and epoch - best["epoch"] >= cfg.patience:
             break
+    return _finish(cfg, model, seed, best, state["history"], startup), model
+
+
+def _finish(cfg: FitConfig, model: nn.Module, seed: int, best: dict, hist: list, startup: float) -> RunResult:
+    """Load the best-validation weights into ``model`` and summarise the run's epochs."""
     model.load_state_dict(best["state_dict"])
     release_buffers()  # the C++ kernels' pooled memory goes back to the system with the run
     if cfg.select_time > 0 and isinstance(model, BLEND):
         model.time = best["time"]  # the returned model predicts at the time its reported accuracy was read
-    hist = state["history"]
-    result = RunResult(seed=seed, best_epoch=best["epoch"], train_acc=best["train_acc"], val_acc=best["val_acc"],
-                       test_acc=best["test_acc"],
-                       seconds_per_epoch=float(np.mean([h["seconds"] for h in hist])),
-                       nfe_forward=[h["nfe_forward"] for h in hist], nfe_backward=[h["nfe_backward"] for h in hist],
-                       history=hist, best_time=best.get("time"),
-                       eval_seconds_per_epoch=float(np.mean([h.get("eval_seconds", 0.0) for h in hist])),
-                       startup_seconds=startup)
-    return result, model
+    return RunResult(seed=seed, best_epoch=best["epoch"], train_acc=best["train_acc"], val_acc=best["val_acc"],
+                     test_acc=best["test_acc"], seconds_per_epoch=float(np.mean([h["seconds"] for h in hist])),
+                     nfe_forward=[h["nfe_forward"] for h in hist], nfe_backward=[h["nfe_backward"] for h in hist],
+                     history=hist, best_time=best.get("time"),
+                     eval_seconds_per_epoch=float(np.mean([h.get("eval_seconds", 0.0) for h in hist])),
+                     startup_seconds=startup)
 
 
 HUGE_PAGES_HINT_NODES = 100_000
@@ -237,6 +245,8 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
     """
     called = time.perf_counter()
     cfg = FitConfig.build(_preset_key(data), preset, **config)
+    if output is not None:
+        check_writable_file(output, "output")
     commit = git_commit()
     if cfg.pool_memory:
         pool_cpu_tensors()
@@ -257,15 +267,28 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
                 _suggest_huge_pages(cfg, ds.graph.num_nodes)
             pos = positional_coordinates(cfg, ds)
             graph = rewired_graph(cfg, ds, pos)
-            result, model = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch,
-                                      started)
+            try:
+                result, model = train_run(cfg, ds, graph, pos, seed, run, progress if show else None, on_epoch,
+                                          started)
+            except Diverged as stop:
+                runs += [stop.run] if stop.run is not None else []
+                out = _result(cfg, ds, runs, stop.model, pos, commit, called, output) if runs else None
+                raise TrainingDivergedError(f"seed {seed}: {stop}", out) from None
             runs.append(result)
-            peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
-            params = sum(p.numel() for p in model.parameters())
-            out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict(), commit)
-            out.wall_seconds = time.perf_counter() - called
-            if output is not None:  # after every seed: a run stopped part-way keeps the seeds it finished
-                out.save(output)
+            out = _result(cfg, ds, runs, model, pos, commit, called, output)
+    return out
+
+
+def _result(cfg: FitConfig, ds: Dataset, runs: List[RunResult], model: nn.Module, pos: Optional[Tensor],
+            commit: Optional[str], called: float, output: Optional[str]) -> FitResult:
+    """The result of the runs so far, written to ``output`` after every seed (a run stopped part-way keeps
+    the seeds it finished)."""
+    peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
+    params = sum(p.numel() for p in model.parameters())
+    out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict(), commit)
+    out.wall_seconds = time.perf_counter() - called
+    if output is not None:
+        out.save(output)
     out.trained_model, out.pos = model, pos
     return out
 

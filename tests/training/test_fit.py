@@ -45,12 +45,6 @@ def test_fast_preset_on_cora_beats_a_feature_only_mlp():
     assert res.num_parameters > 0 and res.seconds_per_epoch > 0 and len(res.history) == 60
 
 
-@pytest.fixture(scope="module")
-def small():
-    return beltrami.load_dataset("synthetic", num_nodes=300, num_classes=3, num_features=8, avg_degree=6,
-                                 signal=2.0, seed=1)
-
-
 KW = {"euler": dict(step_size=0.5), "rk4": dict(step_size=0.5), "dopri5": dict(rtol=1e-3, atol=1e-4),
       "bosh3": dict(rtol=1e-3, atol=1e-4), "implicit_euler": dict(step_size=0.5),
       "crank_nicolson": dict(step_size=0.5)}
