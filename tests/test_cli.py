@@ -28,7 +28,8 @@ def test_unknown_dataset_exit_code(capsys):
 
 def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys):
     """2 models x 2 schemes x 2 backprop modes on a tiny synthetic graph write every column; then a grid
-    with an unknown scheme reports that row's error and still runs the other."""
+    with a row that cannot run (a step size for an adaptive scheme) reports that row's error and still runs
+    the other."""
     out = tmp_path / "r.json"
     code = main(["--dataset", "synthetic", "--nodes", "200", "--classes", "3", "--features", "8",
                  "--model", "blend,grand-l", "--scheme", "rk4,implicit_euler", "--backprop", "direct,adjoint",
@@ -42,10 +43,71 @@ def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys):
     with open(tmp_path / "r.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and list(rows[0]) == list(COLUMNS)
-    code = main(["--dataset", "synthetic", "--nodes", "200", "--scheme", "rk5,rk4", "--epochs", "1"])
+    code = main(["--dataset", "synthetic", "--nodes", "200", "--scheme", "dopri5,rk4", "--step-size", "1",
+                 "--epochs", "1"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "unknown scheme 'rk5'" in text and "failed" in text
+    assert "scheme dopri5 is adaptive" in text and "failed" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runs", "0"], "argument --runs: 0 is not >= 1"),
+    (["--epochs", "two"], "argument --epochs: 'two' is not an integer"),
+    (["--step-size", "nan"], "argument --step-size: nan is not > 0"),
+    (["--model", "blend,sage"], "--model: unknown 'sage'; valid: blend"),
+    (["--scheme", "rk5"], "--scheme: unknown 'rk5'"),
+    (["--compile", "jit"], "--compile: unknown 'jit'"),
+    (["--output", "/proc/no/r.json"], "--output='/proc/no/r.json' cannot be written"),
+])
+def test_bad_arguments_stop_before_any_data_is_loaded(args, message, capsys, monkeypatch):
+    monkeypatch.setattr("beltrami.bench.cli.summary_table", lambda *a: pytest.fail("data was loaded"))
+    with pytest.raises(SystemExit) as stop:
+        main(["--dataset", "cora", *args])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def _grid(tmp_path):
+    return ["--dataset", "synthetic", "--nodes", "200", "--classes", "3", "--features", "4", "--scheme",
+            "euler,rk4", "--epochs", "1", "--output", str(tmp_path / "r.json")]
+
+
+def test_a_stopped_grid_keeps_the_rows_before(tmp_path, monkeypatch):
+    """Before, the rows were written once, at the end: Ctrl-C in the second combination lost the first."""
+    from beltrami.bench import cli
+
+    real, calls = cli.fit, []
+
+    def fit(*args, **kw):
+        calls.append(kw["scheme"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(cli, "fit", fit)
+    with pytest.raises(KeyboardInterrupt):
+        main(_grid(tmp_path))
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [r["scheme"] for r in rows] == ["euler"] and not rows[0]["error"]
+
+
+def test_rows_that_cannot_be_written_go_to_a_fallback(tmp_path, monkeypatch, capsys):
+    from beltrami.bench import cli
+
+    real = cli.write_results
+
+    def write(rows, path, *rest):
+        if path == str(tmp_path / "r.json"):
+            raise OSError(28, "No space left on device")
+        real(rows, path, *rest)
+
+    monkeypatch.setattr(cli, "write_results", write)
+    monkeypatch.setattr(cli.tempfile, "gettempdir", lambda: str(tmp_path))
+    assert main(_grid(tmp_path)) == 1
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "could not write" in out and "No space left on device" in out
+    fallback = [p for p in tmp_path.iterdir() if p.name.startswith("beltrami-bench-") and p.suffix == ".json"]
+    assert len(json.loads(fallback[0].read_text())["rows"]) == 2
 
 
 @pytest.mark.parametrize("allocator, key", [("keep-freed", "keep_freed_memory"), ("pooled", "pool_memory")])

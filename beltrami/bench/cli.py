@@ -18,9 +18,12 @@ import csv
 import io
 import itertools
 import json
+import math
+import os
 import platform
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+import tempfile
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -31,7 +34,13 @@ from ..datasets import DATASETS, DatasetFileError, file_list, load_dataset
 from ..datasets import files as F
 from ..datasets.load import SPLITS, canonical_name
 from ..paths import data_root
+from ..functions.compile import COMPILE_MODES
+from ..solvers.base import ALIASES, SCHEMES
+from ..solvers.solve import BACKPROP
+from ..sparse.spmm import BACKENDS
 from ..training import PRESETS, fit
+from ..training.config import MODELS
+from ..validation import check_writable_file
 from ..training.result import git_commit, versions
 
 PAPER_DATASETS = ("cora", "citeseer", "pubmed", "coauthor-cs", "computers", "photo", "ogbn-arxiv")
@@ -39,6 +48,38 @@ COLUMNS = ("dataset", "model", "scheme", "backprop", "compile", "sparse_backend"
            "nfe_forward", "nfe_backward", "seconds_per_epoch", "seconds_per_epoch_median", "eval_seconds_per_epoch",
            "epoch_seconds", "epoch_seconds_median", "startup_seconds", "wall_seconds", "peak_memory_MB",
            "speedup", "error")
+
+
+def _number(kind: type, low: float, low_open: bool = False):
+    """An argparse type: a ``kind`` number of at least (or above, ``low_open``) ``low``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
+        if not math.isfinite(value) or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"{text} is not {'>' if low_open else '>='} {low:g}")
+        return value
+    return parse
+
+
+# the comma-list options, with the values each element may take
+LIST_CHOICES = {"model": MODELS, "scheme": tuple(SCHEMES) + tuple(ALIASES), "backprop": BACKPROP,
+                "compile": COMPILE_MODES, "sparse_backend": BACKENDS}
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, before any data is loaded, list elements no run could take and an output that cannot be written."""
+    for name, valid in LIST_CHOICES.items():
+        bad = [v for v in _list(getattr(args, name)) if v is not None and v not in valid]
+        if bad:
+            p.error(f"--{name.replace('_', '-')}: unknown {', '.join(map(repr, bad))}; valid: {', '.join(valid)}")
+    if args.output:
+        try:
+            check_writable_file(args.output, "--output")
+            check_writable_file(_csv_path(args.output), "--output's CSV")
+        except (OSError, ValueError) as err:
+            p.error(str(err))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="blend", help="comma list of blend, blend-knn, grand-l, gcn, gat")
     p.add_argument("--preset", default="fast", choices=PRESETS, help="starting configuration (default fast)")
     p.add_argument("--scheme", default=None, help="comma list of schemes (default: the preset's)")
-    p.add_argument("--step-size", type=float, default=None, help="step of fixed-step/implicit schemes")
+    p.add_argument("--step-size", type=_number(float, 0.0, True), default=None, help="step of fixed-step/implicit schemes")
     p.add_argument("--backprop", default=None, help="comma list of direct, adjoint (default: the preset's)")
     p.add_argument("--compile", default="eager", help="comma list of eager, script, compile")
     p.add_argument("--attention", default=None, choices=("frozen", "time-dependent"),
@@ -71,19 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "memory (no compiler needed, 2-2.7x the peak memory); or huge-pages, PyTorch's "
                         "transparent huge pages for big tensors (the command starts again with "
                         "THP_MEM_ALLOC_ENABLE=1); see beltrami.allocator")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
-    p.add_argument("--runs", type=int, default=1, help="seeds per combination")
-    p.add_argument("--seed", type=int, default=0, help="first seed (also of random splits and synthetic graphs)")
+    p.add_argument("--epochs", type=_number(int, 1), default=None, help="training epochs (default: the preset's)")
+    p.add_argument("--runs", type=_number(int, 1), default=1, help="seeds per combination")
+    p.add_argument("--seed", type=_number(int, 0), default=0, help="first seed (also of random splits and synthetic graphs)")
     p.add_argument("--quick", action="store_true", help="5 epochs per combination")
     p.add_argument("--output", default=None, help="write rows to this JSON file (and a .csv beside it)")
     p.add_argument("--summary-only", action="store_true", help="print the dataset table only; no training")
     p.add_argument("--no-download", action="store_true", help="never download missing files")
     syn = p.add_argument_group("synthetic graphs (--dataset synthetic)")
-    syn.add_argument("--nodes", type=int, default=2000)
-    syn.add_argument("--edges", type=int, default=None, help="undirected edges (default nodes * 4)")
-    syn.add_argument("--classes", type=int, default=4)
-    syn.add_argument("--features", type=int, default=32)
-    syn.add_argument("--homophily", type=float, default=0.8)
+    syn.add_argument("--nodes", type=_number(int, 1), default=2000)
+    syn.add_argument("--edges", type=_number(int, 0), default=None, help="undirected edges (default nodes * 4)")
+    syn.add_argument("--classes", type=_number(int, 2), default=4)
+    syn.add_argument("--features", type=_number(int, 1), default=32)
+    syn.add_argument("--homophily", type=_number(float, 0.0), default=0.8)
     return p
 
 
@@ -147,8 +188,10 @@ def summary_table(names: Sequence[str], args: argparse.Namespace, console: Conso
     return loaded
 
 
-def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Console) -> List[Dict[str, Any]]:
-    """Train every combination; a failure becomes its row's ``error``."""
+def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Console,
+             finished: Optional[Callable[[List[Dict[str, Any]]], None]] = None) -> List[Dict[str, Any]]:
+    """Train every combination; a failure becomes its row's ``error``. ``finished(rows)`` is called after
+    each row."""
     rows: List[Dict[str, Any]] = []
     grid = list(itertools.product(datasets, _list(args.model), _list(args.scheme), _list(args.backprop),
                                   _list(args.compile), _list(args.sparse_backend)))
@@ -185,9 +228,16 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
             row.update(scheme=scheme, backprop=backprop, error=f"{type(err).__name__}: {err}")
             console.print(f"[red]failed:[/red] {row['error']}")
         rows.append(row)
-    # against the median whole epoch (training step and evaluation, what a user waits for): the mean carries
-    # the first epoch's warm-up (CUDA context, torch.compile, Triton's kernel compilation), which made a 2.1x
-    # faster kernel read as 0.53x over 15 epochs on an H200
+        if finished is not None:
+            finished(_with_speedup(rows))
+    return _with_speedup(rows)
+
+
+def _with_speedup(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Each row's speed-up against the first that ran, on the median whole epoch (training step and
+    evaluation, what a user waits for)."""
+    # not the mean, which carries the first epoch's warm-up (CUDA context, torch.compile, Triton's kernel
+    # compilation): that made a 2.1x faster kernel read as 0.53x over 15 epochs on an H200
     base = next((r["epoch_seconds_median"] for r in rows if not r.get("error")), None)
     for r in rows:
         median = r.get("epoch_seconds_median")
@@ -226,12 +276,30 @@ def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespac
     writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    csv_path = path[:-5] + ".csv" if path.endswith(".json") else path + ".csv"
-    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_text(_csv_path(path), buf.getvalue())
+
+
+def _csv_path(path: str) -> str:
+    return path[:-5] + ".csv" if path.endswith(".json") else path + ".csv"
+
+
+def save_rows(rows: List[Dict[str, Any]], args: argparse.Namespace, commit: Optional[str], console: Console) -> bool:
+    """Write the rows so far to ``--output``; where that fails (the folder went away, the disk is full), to a
+    file in the temporary folder instead, and say where. Returns whether ``--output`` was written."""
+    try:
+        write_results(rows, args.output, args, commit)
+        return True
+    except OSError as err:
+        fallback = os.path.join(tempfile.gettempdir(), f"beltrami-bench-{os.getpid()}.json")
+        write_results(rows, fallback, args, commit)
+        console.print(f"[red]could not write {args.output}[/red] ({err}); the rows are in {fallback}")
+        return False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
     if args.allocator == "huge-pages":  # from the command line: start again with the variable set
         ensure_huge_pages(relaunch=argv is None)
     commit = git_commit()
@@ -247,12 +315,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not datasets:
         console.print("[red]no dataset could be loaded[/red]")
         return 1
-    rows = run_grid(datasets, args, console)
+    written = True
+
+    def finished(rows: List[Dict[str, Any]]) -> None:  # after every row: a stop keeps the rows before it
+        nonlocal written
+        if args.output:
+            written = save_rows(rows, args, commit, console)
+
+    rows = run_grid(datasets, args, console, finished)
     console.print(results_table(rows))
-    if args.output:
-        write_results(rows, args.output, args, commit)
+    if args.output and written:
         console.print(f"wrote {args.output}")
-    return 0 if any(not r.get("error") for r in rows) else 1
+    return 0 if written and any(not r.get("error") for r in rows) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
