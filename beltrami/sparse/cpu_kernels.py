@@ -4,7 +4,9 @@ The first call builds the sources of ``csrc/`` (``csr_spmm_cpu.cpp``: the CSR pr
 the fused attention of the time-dependent Beltrami flow; ``projection_cpu.cpp``: the projection that feeds
 it; ``buffer_pool.cpp``: recycled memory for their outputs; ``bindings.cpp``; about a minute with two
 cores) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``);
-later processes load the cached build in well under a second. The build targets the instruction set
+later processes load the cached build in well under a second. Builds are serialised by a lock that the
+system releases when its holder dies (:mod:`beltrami.sparse.build_lock`), so a build killed part-way cannot
+leave later processes waiting forever. The build targets the instruction set
 PyTorch itself dispatches to on this CPU (x86-64-v4 where it uses AVX-512, v3 for AVX2, the baseline
 otherwise), and that level is part of the module's name: a cache shared with a machine of another level
 gets its own build, never an illegal instruction.
@@ -21,6 +23,8 @@ from types import ModuleType
 from typing import Tuple
 
 import torch
+
+from .build_lock import build_lock
 
 CSRC = Path(__file__).with_name("csrc")
 SOURCES = [CSRC / name for name in ("csr_spmm_cpu.cpp", "attention_cpu.cpp", "projection_cpu.cpp", "buffer_pool.cpp",
@@ -45,22 +49,44 @@ def _headers_flag() -> str:
     return f"-DBELTRAMI_HEADERS_SHA256={digest}"
 
 
+BUILD_WAIT_SECONDS = 600.0
+"""How long a process waits for another one's build of the kernels before it gives up with a message."""
+
+
 @functools.lru_cache(maxsize=None)
 def load() -> ModuleType:
-    """The compiled kernels (built on the first call of a process if the cache has none)."""
+    """The compiled kernels (built on the first call of a process if the cache has none).
+
+    Raises:
+        ImportError: the build failed (the compiler's message included).
+        TimeoutError: another process held the build lock for :data:`BUILD_WAIT_SECONDS` (named, with how
+            to clear it)."""
     from torch.utils.cpp_extension import load as load_extension
 
     level = torch.backends.cpu.get_cpu_capability()
     flags = ["-O3", "-fopenmp"] + ([_MARCH[level]] if level in _MARCH else []) + [_headers_flag()]
     name = f"beltrami_cpu_kernels_{level.lower()}"
+    folder = build_folder(name)
     print(f"beltrami: loading the C++ CPU kernels ({name}; the first build takes about a minute)",
           file=sys.stderr)
-    try:
-        return load_extension(name, [str(src) for src in SOURCES], extra_cflags=flags,
-                              extra_include_paths=[str(CSRC)], extra_ldflags=["-fopenmp"])
-    except Exception as err:  # the compiler's own message is in err
-        raise ImportError(f"the C++ CPU kernels (sparse backend 'cpp') did not build: {err}\n"
-                          "Use backend='torch' (the default).") from err
+    with build_lock(folder, BUILD_WAIT_SECONDS):
+        try:
+            return load_extension(name, [str(src) for src in SOURCES], extra_cflags=flags,
+                                  extra_include_paths=[str(CSRC)], extra_ldflags=["-fopenmp"],
+                                  build_directory=str(folder))
+        except Exception as err:  # the compiler's own message is in err
+            raise ImportError(f"the C++ CPU kernels (sparse backend 'cpp') did not build: {err}\n"
+                              "Use backend='torch' (the default).") from err
+
+
+def build_folder(name: str) -> Path:
+    """Where ``name`` is built: torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
+    ``~/.cache/torch_extensions``), in a folder per Python and torch version (their ABIs differ)."""
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(Path.home(), ".cache", "torch_extensions")
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}_torch{torch.__version__.replace('+', '_')}"
+    folder = Path(root) / tag / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def release_buffers() -> int:
