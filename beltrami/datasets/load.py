@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ..graph import Graph
 from ..paths import PathLike
-from ..validation import check_choice, check_options
+from ..validation import check_choice, check_int, check_options
 from . import splits as S
 from .dataset import Dataset
 from .gnn_benchmark import FILENAMES as NPZ_FILES
@@ -90,6 +90,7 @@ def load_dataset(name: str, root: Optional[PathLike] = None, split: Optional[str
     family, default_split = DATASETS[canon]
     split = default_split if split is None else split
     check_choice(split, SPLITS, "split")
+    seed = check_int(seed, "seed", 0)
     if split == "public" and family != "planetoid":
         raise ValueError(f"split='public' exists only for Planetoid datasets, not {canon}")
     if split == "time" and canon != "ogbn-arxiv":

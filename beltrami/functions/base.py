@@ -107,8 +107,8 @@ class GraphODEFunction(nn.Module):
         return torch.ops.beltrami.csr_spmm(self.crow, self.col, values, z, self.t_crow, self.t_col, self.t_perm,
                                            self.t_perm_inv, self.backend)
 
-    def check_state(self, z: Tensor) -> None:
+    def check_state(self, z: Tensor, name: str = "z") -> None:
         """Validate a state (shape ``[N, dim]``, floating point, finite); not called on the hot path."""
-        check_features(z, self.num_nodes, "z")
+        check_features(z, self.num_nodes, name)
         if z.shape[1] != self.dim:
-            raise ValueError(f"z must have {self.dim} columns, got {z.shape[1]}")
+            raise ValueError(f"{name} must have {self.dim} columns (the function's dim), got {z.shape[1]}")

@@ -17,9 +17,10 @@ from torch import Tensor, nn
 
 from ..functions import BeltramiDiffusion, FrozenAttentionDiffusion
 from ..graph import Graph
-from ..validation import check_node_input
+from ..validation import check_choice, check_int, check_node_input, check_real, optional_real
 from ..regularization import Regularization
 from ..solvers import Solution, get_scheme, solve
+from ..solvers.solve import BACKPROP, check_step_options
 from .encoders import FeatureEncoder, PositionalEncoder
 
 
@@ -63,11 +64,15 @@ class BLEND(nn.Module):
                  regularization: Optional[Regularization] = None,
                  solver_options: Optional[Dict[str, Any]] = None, backend: Optional[str] = None) -> None:
         super().__init__()
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
-        if time <= 0:
-            raise ValueError(f"time must be > 0, got {time}")
-        get_scheme(scheme)  # validates the name
+        for name, value, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
+                                 ("pos_channels", pos_channels, 0), ("hidden_features", hidden_features, 1),
+                                 ("hidden_pos", hidden_pos, 1 if pos_channels else 0), ("heads", heads, 1), ("attention_dim", attention_dim, 1)):
+            check_int(value, name, low)
+        time = check_real(time, "time", low=0.0, low_open=True)
+        for name, value in (("input_dropout", input_dropout), ("pos_dropout", pos_dropout), ("dropout", dropout)):
+            optional_real(value, name, 0.0, 1.0, high_open=True)
+        check_step_options(get_scheme(scheme), step_size, rtol, atol)
+        check_choice(backprop, BACKPROP, "backprop mode")
         self.in_channels, self.out_channels, self.pos_channels = in_channels, out_channels, pos_channels
         self.hidden_features, self.hidden_pos = hidden_features, hidden_pos if pos_channels > 0 else 0
         self.frozen, self.time, self.scheme, self.step_size = frozen, float(time), scheme, step_size

@@ -73,7 +73,8 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
     if not isinstance(z0, Tensor) or not z0.is_floating_point():
         raise TypeError("z0 must be a floating-point tensor")
     if options.get("validate", True):
-        check_finite(z0, "z0")
+        check_state = getattr(func, "check_state", None)
+        check_state(z0, "z0") if callable(check_state) else check_finite(z0, "z0")
     t0 = check_real(options.get("t0", 0.0), "t0")
     t1 = check_real(t1, "t1")
     if not t1 > t0:
