@@ -1,6 +1,9 @@
-"""GCN (Kipf & Welling 2017) on the same CSR kernels: ``H' = D^-1/2 (A + I) D^-1/2 H W``."""
+"""GCN (Kipf & Welling 2017) on the same CSR kernels: ``H' = D^-1/2 (A + I) D^-1/2 H W^T + b``, the bias added
+after the aggregation as in the paper's code and PyG's ``GCNConv`` (added before, each node's bias would be
+scaled by its row sum of the normalised adjacency)."""
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -17,7 +20,12 @@ def gcn_norm(graph: Graph) -> tuple:
 
 
 class GCN(nn.Module):
-    """Two-layer GCN. Shapes: ``x`` ``[N, F]`` -> ``[N, C]``."""
+    """Two-layer GCN: ``relu(A_hat X W1^T + b1)``, dropout, ``A_hat H W2^T + b2``. Weights Glorot-uniform,
+    biases zero, as in the paper.
+
+    Shapes:
+        ``x`` ``[N, in_channels]`` -> ``[N, out_channels]``.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, graph: Graph, hidden: int = 64,
                  dropout: float = 0.5) -> None:
@@ -25,14 +33,18 @@ class GCN(nn.Module):
         self.in_channels, self.out_channels, self.hidden, self.dropout = in_channels, out_channels, hidden, dropout
         self.graph, values = gcn_norm(graph)
         self.register_buffer("values", values, persistent=False)
-        self.lin1 = nn.Linear(in_channels, hidden)
-        self.lin2 = nn.Linear(hidden, out_channels)
+        self.lin1 = nn.Linear(in_channels, hidden, bias=False)
+        self.lin2 = nn.Linear(hidden, out_channels, bias=False)
+        self.bias1 = nn.Parameter(torch.zeros(hidden))
+        self.bias2 = nn.Parameter(torch.zeros(out_channels))
         self.last_solution = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.lin1.reset_parameters()
-        self.lin2.reset_parameters()
+        for lin in (self.lin1, self.lin2):
+            nn.init.xavier_uniform_(lin.weight)
+        nn.init.zeros_(self.bias1)
+        nn.init.zeros_(self.bias2)
 
     def set_graph(self, graph: Graph) -> None:
         self.graph, self.values = gcn_norm(graph)
@@ -40,9 +52,9 @@ class GCN(nn.Module):
     def forward(self, x: Tensor, pos: Tensor = None) -> Tensor:
         check_node_input(x, self.graph.num_nodes, self.in_channels)
         h = F.dropout(x, self.dropout, self.training)
-        h = F.relu(spmm(self.graph, self.values, self.lin1(h)))
+        h = F.relu(spmm(self.graph, self.values, self.lin1(h)) + self.bias1)
         h = F.dropout(h, self.dropout, self.training)
-        return spmm(self.graph, self.values, self.lin2(h))
+        return spmm(self.graph, self.values, self.lin2(h)) + self.bias2
 
     def __repr__(self) -> str:
         return f"GCN({self.in_channels}, {self.out_channels}, hidden={self.hidden})"

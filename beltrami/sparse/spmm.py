@@ -89,12 +89,13 @@ def spmm(graph: Union[Graph, CSR], values: Tensor, x: Tensor, backend: Optional[
     Returns:
         ``[N, D]`` or ``[N, H, D]``. Differentiable in ``values`` and ``x`` with O(E D) memory.
     """
+    kernel = backend_id(backend)
     csr = csr_of(graph)
     check_spmm_inputs(csr, values, x)
     if validate:
         check_finite(values, "values")
         check_finite(x, "x")
-    return torch.ops.beltrami.csr_spmm(values=values, x=x, backend=backend_id(backend), **_index_args(csr))
+    return torch.ops.beltrami.csr_spmm(values=values, x=x, backend=kernel, **_index_args(csr))
 
 
 def sddmm(graph: Union[Graph, CSR], a: Tensor, b: Tensor) -> Tensor:

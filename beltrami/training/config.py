@@ -229,8 +229,8 @@ PRESET_ALIASES = {"synthetic-arxiv": "ogbn-arxiv"}
 BASELINES: Dict[str, Dict[str, Any]] = {
     "gcn": dict(hidden=16, dropout=0.5, lr=0.01, weight_decay=5e-4, optimizer="adam", epochs=200,
                 pos_encoding=None, feature_norm="row"),
-    "gat": dict(dropout=0.6, lr=0.005, weight_decay=5e-4, optimizer="adam", epochs=300, pos_encoding=None,
-                feature_norm="row"),
+    "gat": dict(hidden=8, heads=8, dropout=0.6, lr=0.005, weight_decay=5e-4, optimizer="adam", epochs=300,
+                pos_encoding=None, feature_norm="row"),
 }
 
 

@@ -52,9 +52,9 @@ def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]
     """The model ``cfg.model`` for ``ds``, diffusing on ``graph`` with coordinates ``pos``."""
     f, c = ds.num_features, ds.num_classes
     if cfg.model == "gcn":
-        return GCN(f, c, ds.graph, hidden=cfg.hidden, dropout=cfg.dropout or 0.5)
+        return GCN(f, c, ds.graph, hidden=cfg.hidden, dropout=cfg.dropout)
     if cfg.model == "gat":
-        return GAT(f, c, ds.graph, dropout=cfg.dropout or 0.6)
+        return GAT(f, c, ds.graph, hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
     solver_options = {k: v for k, v in (("adjoint_scheme", cfg.adjoint_scheme), ("adjoint_rtol", cfg.adjoint_rtol),
                                         ("adjoint_atol", cfg.adjoint_atol),
                                         ("adjoint_step_size", cfg.adjoint_step_size)) if v is not None}
