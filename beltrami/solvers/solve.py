@@ -68,21 +68,8 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
     check_options(options, OPTIONS, "solve option(s)")
     cls = get_scheme(scheme)
     check_choice(backprop, BACKPROP, "backprop mode")
-    if not isinstance(func, nn.Module):
-        raise TypeError(f"func must be an nn.Module computing f(t, z), got {type(func).__name__}")
-    if not isinstance(z0, Tensor) or not z0.is_floating_point():
-        raise TypeError("z0 must be a floating-point tensor")
-    if options.get("validate", True):
-        check_state = getattr(func, "check_state", None)
-        check_state(z0, "z0") if callable(check_state) else check_finite(z0, "z0")
-    t0 = check_real(options.get("t0", 0.0), "t0")
-    t1 = check_real(t1, "t1")
-    if not t1 > t0:
-        raise ValueError(f"t1 must be greater than t0={t0}, got {t1}")
-    ts = sorted(set([check_real(t, "each time of t_eval") for t in (t_eval or [])] + [t1]))
-    if ts[0] <= t0 or ts[-1] > t1:
-        raise ValueError(f"t_eval must lie in (t0, t1] = ({t0}, {t1}], got {list(t_eval or [])}")
-    ts = [t0] + ts
+    _check_function_and_state(func, z0, options.get("validate", True))
+    ts = _times(options.get("t0", 0.0), t1, t_eval)
     check_step_options(cls, step_size, rtol, atol)
     max_steps = check_int(max_steps, "max_steps", 1)
 
@@ -97,20 +84,10 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
     counter = CountedFunction(func if aug is None else aug, cls.name)
     extra = {"linear_iterations": 0, "adjoint_linear_iterations": 0, "adjoint_steps": 0}
     final: list = []  # the state at t1, when save_fn was applied as the states were reached
-    save = None
-    if save_fn is not None and not torch.is_grad_enabled() and aug is None:
-        def save(i: int, state: Tensor) -> Tensor:
-            if i == len(ts) - 1:
-                final.append(state.clone())
-            return save_fn(state)
+    save = _streamed(save_fn, len(ts) - 1, final) if aug is None else None
 
     if cls.implicit:
-        krylov = options.get("krylov", "auto")
-        check_choice(krylov, KRYLOV_CHOICES, "krylov method")
-        tol = options.get("krylov_tol", 1e-8 if z0.dtype == torch.float64 else 1e-5)
-        z, states = integrate_theta(cls, counter, z0, ts, float(step_size), backprop == "adjoint", krylov, tol,
-                                    int(options.get("krylov_max_iter", 200)), max_steps, extra)
-        zs = torch.stack(states)
+        z, zs = _implicit(cls, counter, z0, ts, float(step_size), backprop, max_steps, options, extra)
     elif aug is not None:
         flat = _torchdiffeq(cls, counter, aug.pack(z0), ts, step_size, rtol, atol, backprop, max_steps, options)
         zs = flat[:, : aug.numel].reshape(len(ts), *z0.shape)
@@ -132,6 +109,50 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
                    backprop=backprop, counter=counter, extra=extra)
     sol._nfe_forward = counter.forward_calls
     return sol
+
+
+def _implicit(cls, counter: CountedFunction, z0: Tensor, ts, step_size: float, backprop: str, max_steps: int,
+              options, extra):
+    krylov = options.get("krylov", "auto")
+    check_choice(krylov, KRYLOV_CHOICES, "krylov method")
+    tol = options.get("krylov_tol", 1e-8 if z0.dtype == torch.float64 else 1e-5)
+    z, states = integrate_theta(cls, counter, z0, ts, step_size, backprop == "adjoint", krylov, tol,
+                                int(options.get("krylov_max_iter", 200)), max_steps, extra)
+    return z, torch.stack(states)
+
+
+def _check_function_and_state(func: nn.Module, z0: Tensor, validate: bool) -> None:
+    if not isinstance(func, nn.Module):
+        raise TypeError(f"func must be an nn.Module computing f(t, z), got {type(func).__name__}")
+    if not isinstance(z0, Tensor) or not z0.is_floating_point():
+        raise TypeError("z0 must be a floating-point tensor")
+    if validate:
+        check_state = getattr(func, "check_state", None)
+        check_state(z0, "z0") if callable(check_state) else check_finite(z0, "z0")
+
+
+def _times(t0, t1, t_eval) -> list:
+    """``[t0, *sorted(set(t_eval) | {t1})]``, each time a finite number and the requested ones in (t0, t1]."""
+    t0, t1 = check_real(t0, "t0"), check_real(t1, "t1")
+    if not t1 > t0:
+        raise ValueError(f"t1 must be greater than t0={t0}, got {t1}")
+    ts = sorted(set([check_real(t, "each time of t_eval") for t in (t_eval or [])] + [t1]))
+    if ts[0] <= t0 or ts[-1] > t1:
+        raise ValueError(f"t_eval must lie in (t0, t1] = ({t0}, {t1}], got {list(t_eval or [])}")
+    return [t0] + ts
+
+
+def _streamed(save_fn, last: int, final: list):
+    """The ``save(i, state)`` the adaptive loops call as each output state is reached (without autograd
+    only): ``save_fn`` of the state, keeping a copy of the last one (the state at t1) in ``final``."""
+    if save_fn is None or torch.is_grad_enabled():
+        return None
+
+    def save(i: int, state: Tensor) -> Tensor:
+        if i == last:
+            final.append(state.clone())
+        return save_fn(state)
+    return save
 
 
 def check_explicit_growth(scheme: str, step_size: float, func: nn.Module, z0: Tensor, zs: Tensor, ts) -> None:
