@@ -63,10 +63,13 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
 
 def test_reproduce_runs_a_row_and_leaves_no_partial_file(tmp_path):
     md = tmp_path / "results.md"
+    # other measurements share the folder: the markdown must not read them as rows (it crashed on them)
+    (tmp_path / "official-vs-beltrami.json").write_text('{"meta": {}, "runs": [{"dataset": "cora"}]}')
     subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--table", "2", "--datasets", "cora", "--models", "gcn",
                     "--preset", "fast", "--seeds", "2", "--results-dir", str(tmp_path), "--markdown", str(md)],
                    capture_output=True, text=True, check=True, timeout=600)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.md", "table2-cora-gcn-fast.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["official-vs-beltrami.json", "results.md",
+                                                         "table2-cora-gcn-fast.json"]
     res = json.loads((tmp_path / "table2-cora-gcn-fast.json").read_text())
     assert [r["seed"] for r in res["runs"]] == [0, 1] and res["config"]["extras"]["table"] == 2
     assert "--seeds 2" in res["config"]["extras"]["command"] and "| cora | gcn |" in md.read_text()

@@ -128,6 +128,12 @@ def scale_table(results_dir: Path) -> List[str]:
             "| file | command |", "|---|---|---|---|---|---|---|---|---|---|---|---|"] + out + [""]
 
 
+def result_files(results_dir: Path) -> List[Path]:
+    """The rows' result files of a results folder (``table2-*.json``, ``table3-*.json``): it holds other
+    measurements too (``official-vs-beltrami-*.json``), which are no fit results."""
+    return sorted(p for table in (2, 3) for p in results_dir.glob(f"table{table}-*.json"))
+
+
 def markdown(paths: List[Path], results_dir: Path = Path("docs/results")) -> str:
     rows: Dict[int, List[str]] = {2: [], 3: []}
     for path in sorted(paths):
@@ -202,10 +208,10 @@ def main(argv=None) -> int:
         if args.into is None:
             p.error("--merge needs --into")
         merge([Path(x) for x in args.merge], Path(args.into))
-        args.from_json = [str(x) for x in sorted(Path(args.results_dir).glob("*.json"))]
+        args.from_json = [str(x) for x in result_files(Path(args.results_dir))]
     paths = [Path(x) for x in args.from_json] if args.from_json is not None else run(args)
     if args.from_json is not None or paths:
-        all_paths = paths if args.from_json is not None else sorted(Path(args.results_dir).glob("*.json"))
+        all_paths = paths if args.from_json is not None else result_files(Path(args.results_dir))
         atomic_write_text(args.markdown, markdown(all_paths, Path(args.results_dir)))
         print(f"wrote {args.markdown}")
     return 0
