@@ -92,7 +92,7 @@ class _AttentionDiffusion(GraphODEFunction):
         """The attention is nonnegative and its rows (or columns) sum to 1, the diffusivities lie in (0, 1):
         no entry grows past ``z0``'s largest (rows) or its largest column l1 norm (columns), plus the source's
         share."""
-        beta = float(self.beta_train) if self.add_source else 0.0
+        beta = float(self.beta_train.detach()) if self.add_source else 0.0
         contracts = "max" if self.attention.normalise_over == "rows" else "l1"
         return diffusion_bound(z0, contracts, beta, t)
 
