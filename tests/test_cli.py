@@ -51,9 +51,9 @@ def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--runs", "0"], "argument --runs: 0 is not >= 1"),
+    (["--runs", "0"], "argument --runs: 0 must be >= 1, got 0"),
     (["--epochs", "two"], "argument --epochs: 'two' is not an integer"),
-    (["--step-size", "nan"], "argument --step-size: nan is not > 0"),
+    (["--step-size", "nan"], "argument --step-size: nan must be a finite number in (0, inf), got nan"),
     (["--model", "blend,sage"], "--model: unknown 'sage'; valid: blend"),
     (["--scheme", "rk5"], "--scheme: unknown 'rk5'"),
     (["--compile", "jit"], "--compile: unknown 'jit'"),

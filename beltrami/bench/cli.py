@@ -18,7 +18,6 @@ import csv
 import io
 import itertools
 import json
-import math
 import os
 import platform
 import sys
@@ -40,7 +39,7 @@ from ..solvers.solve import BACKPROP
 from ..sparse.spmm import BACKENDS
 from ..training import PRESETS, fit
 from ..training.config import MODELS
-from ..validation import check_writable_file
+from ..validation import check_int, check_real, check_writable_file
 from ..training.result import git_commit, versions
 
 PAPER_DATASETS = ("cora", "citeseer", "pubmed", "coauthor-cs", "computers", "photo", "ogbn-arxiv")
@@ -51,15 +50,17 @@ COLUMNS = ("dataset", "model", "scheme", "backprop", "compile", "sparse_backend"
 
 
 def _number(kind: type, low: float, low_open: bool = False):
-    """An argparse type: a ``kind`` number of at least (or above, ``low_open``) ``low``."""
+    """An argparse type: a ``kind`` number of at least (or above, ``low_open``) ``low``, checked by the
+    package's own checks."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
-        if not math.isfinite(value) or value < low or (low_open and value == low):
-            raise argparse.ArgumentTypeError(f"{text} is not {'>' if low_open else '>='} {low:g}")
-        return value
+        try:
+            return check_int(value, "value", low) if kind is int else check_real(value, "value", low, None, low_open)
+        except (TypeError, ValueError) as err:
+            raise argparse.ArgumentTypeError(str(err).replace("value must be", f"{text} must be"))
     return parse
 
 
