@@ -36,6 +36,10 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     res = beltrami.fit("cora", preset="fast", epochs=1, progress=False)
     res.config["extras"] = {"table": 2, "command": "the command"}
     res.save(tmp_path / "table2-cora-blend-fast.json")
+    res.config["split"] = "runner"  # the official code's own runs on the runner's splits stand beside it
+    res.save(tmp_path / "table2-cora-blend-fast-runner.json")
+    official = [{"dataset": "cora", "program": "official", "test_acc": a} for a in (0.83, 0.85)]
+    (tmp_path / "official-code-cora.json").write_text(json.dumps({"meta": {}, "runs": official}))
     (tmp_path / "gpu").mkdir()
     row = {"model": "blend-knn", "scheme": "dopri5", "backprop": "adjoint", "compile": "eager",
            "seconds_per_epoch": 0.474, "seconds_per_epoch_median": 0.466, "peak_memory_MB": 16797.0,
@@ -46,9 +50,13 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     (tmp_path / "gpu" / "arxiv-blend-cuda.json").write_text(json.dumps(bench))
     md = tmp_path / "results.md"
     subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--from-json", str(tmp_path / "table2-cora-blend-fast.json"),
-                    "--markdown", str(md), "--results-dir", str(tmp_path)], capture_output=True, text=True, check=True)
+                    str(tmp_path / "table2-cora-blend-fast-runner.json"), "--markdown", str(md), "--results-dir",
+                    str(tmp_path)], capture_output=True, text=True, check=True)
     text = md.read_text()
     assert "| cora | blend (frozen) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
+    public = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen) |")]
+    runner = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen, runner split) |")]
+    assert "| 84.2 ± 0.6 | — |" in public[0] and "| 84.2 ± 0.6 | 84.0 ± 1.4 (2) |" in runner[0]
     assert "(no runs yet)" in text  # table 3 is empty
     scale = [line for line in text.splitlines() if line.startswith("| blend")]
     assert scale == ["| blend-knn | dopri5 | adjoint | eager | cuda, torch 2.11 | 0.474 | 0.466 | 16797 | 27/16 | "

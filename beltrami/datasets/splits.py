@@ -17,10 +17,17 @@ Masks = Tuple[Tensor, Tensor, Tensor]
 # The seed GRAND/BLEND's code (after Shchur et al. 2018) fixes for drawing the development set, so that the
 # test set is the same for every run and only the 20-per-class training draw varies with the seed.
 DEVELOPMENT_SEED = 1684992425
-# The seed the official BLEND code (``data.get_dataset``) draws both the development set and the training
-# nodes with whenever it keeps the largest connected component: with Cora's and CiteSeer's tuned options
-# (``use_lcc``) its runs without random splits, the "Planetoid" ones, train on this one split.
+# The seed the official BLEND code's loader (``data.get_dataset``) draws both the development set and the
+# training nodes with whenever it keeps the largest connected component (Cora's and CiteSeer's tuned
+# options); its runner then redraws the split (see runner_split_seed).
 FIXED_SPLIT_SEED = 12345
+
+
+def runner_split_seed(seed: int) -> int:
+    """The seed of the split the official BLEND runner trains on when numpy was seeded with ``seed``: it
+    redraws the split of the largest component with ``numpy.random.randint(0, 1000)`` (the seed-12345
+    split of its loader is overwritten)."""
+    return int(np.random.RandomState(seed).randint(0, 1000))
 
 
 def _mask(n: int, idx) -> Tensor:

@@ -18,8 +18,8 @@ Presets (``preset=`` in :func:`beltrami.fit`):
   (symmetric PPR of A + I, columns normalised), every entry of each row where the official code was exact
   [exact: Cora, CiteSeer], top-gdc_k elsewhere. ``use_lcc`` is not copied: the Planetoid rows of Table 2 use the public split
   on the full graph, the random-split rows (``split="random"``) take the largest component as the paper's
-  protocol does. ``split="fixed"`` is what the official code's ``use_lcc`` does to runs without random
-  splits: one random split of the largest component, drawn with seed 12345 and the same for every seed.
+  protocol does. ``split="runner"`` is what the official runner does with ``use_lcc``: each seed trains
+  on its own random split of the largest component (``split="fixed"``: the one split its loader draws first).
   For the baselines ``model="gcn"`` and ``model="gat"``, ``paper`` means their own papers' Planetoid
   settings (Kipf & Welling 2017; Velickovic et al. 2018), the same on every dataset.
 - ``paper-beltrami``: ``paper`` with the attention recomputed at every evaluation (the time-dependent
@@ -78,6 +78,7 @@ class FitConfig:
     attention_init: str = "constant"
     frozen: bool = True
     add_source: bool = False
+    detach_source: bool = False          # the source term's z(0) a constant (no gradient to the encoders)
     separate_diffusivity: bool = False
     time: float = 3.0
     scheme: str = "dopri5"

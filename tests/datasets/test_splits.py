@@ -52,6 +52,34 @@ def test_fixed_split_is_the_official_codes_one_split_of_the_lcc():
     assert not torch.equal(a.train_mask, beltrami.load_dataset("cora", split="random", seed=0).train_mask)
 
 
+def _runner_seed(seed):
+    """What the official runner's ``numpy.random.randint(0, 1000)`` gives after ``numpy.random.seed(seed)``."""
+    np.random.seed(seed)
+    return int(np.random.randint(0, 1000))
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_runner_split_is_redrawn_per_seed_as_the_official_runner_does(seed):
+    ds = beltrami.load_dataset("cora", split="runner", seed=seed)
+    assert ds.meta["lcc"] and ds.num_nodes == 2485
+    for m, ref in zip((ds.train_mask, ds.val_mask, ds.test_mask), _official_fixed_split(ds.y.numpy(),
+                                                                                       seed=_runner_seed(seed))):
+        assert torch.equal(m, ref)
+    assert _runner_seed(0) == 684  # the split seed the official probe reported for its seed 0
+
+
+def test_runner_split_draws_unlabelled_nodes_as_class_0_then_drops_them(shared_data):
+    """CiteSeer's component holds 10 nodes without a label; the official code reads them as class 0 and
+    draws its split over them too: the same draw here, with those nodes left out of every mask."""
+    ds = beltrami.load_dataset("citeseer", root=shared_data, split="runner", seed=3)
+    unknown = ds.y < 0
+    assert int(unknown.sum()) == 10
+    refs = _official_fixed_split(ds.y.clamp_min(0).numpy(), seed=_runner_seed(3))
+    for m, ref in zip((ds.train_mask, ds.val_mask, ds.test_mask), refs):
+        assert torch.equal(m, ref & ~unknown)
+    assert sum(int((ref & unknown).sum()) for ref in refs) == 10
+
+
 def test_random_split_options_and_errors():
     y = torch.arange(60) % 3
     train, val, test = random_split(y, 0, num_development=30, num_per_class=5)
@@ -69,7 +97,7 @@ def test_unknown_split_and_misplaced_options():
         beltrami.load_dataset("cora", split="time")
     with pytest.raises(ValueError, match="only for Planetoid"):
         beltrami.load_dataset("synthetic", split="public")
-    with pytest.raises(ValueError, match="only apply to split='random' or 'fixed'"):
+    with pytest.raises(ValueError, match="only apply to split='random', 'fixed' or 'runner'"):
         beltrami.load_dataset("cora", num_per_class=5)
     with pytest.raises(ValueError, match="unknown option.*'bogus'"):
         beltrami.load_dataset("cora", bogus=1)
