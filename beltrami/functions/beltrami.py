@@ -29,8 +29,8 @@ from .base import AffineForm, GraphODEFunction, LinearOperator, diffusion_bound
 
 class _AttentionDiffusion(GraphODEFunction):
     def __init__(self, graph: Graph, dim: int, attention: Optional[EdgeAttention] = None, pos_dim: int = 0,
-                 separate_diffusivity: bool = False, add_source: bool = False, backend: Optional[str] = None,
-                 **attention_kwargs) -> None:
+                 separate_diffusivity: bool = False, add_source: bool = False, detach_source: bool = False,
+                 backend: Optional[str] = None, **attention_kwargs) -> None:
         super().__init__(graph, dim, backend)
         if attention is None:
             attention = EdgeAttention(dim, pos_dim=pos_dim, **attention_kwargs)
@@ -44,7 +44,7 @@ class _AttentionDiffusion(GraphODEFunction):
         self.attention = attention
         self.pos_dim = pos_dim
         self.separate_diffusivity = separate_diffusivity
-        self.add_source = add_source
+        self.add_source, self.detach_source = add_source, detach_source
         # the cpp backend computes dot-product attention with a row softmax and its aggregation in one kernel
         # (read by the time-dependent flow, whose every evaluation recomputes the attention): C++ on the CPU,
         # Triton on CUDA where triton is installed and z is at most MAX_WIDTH wide (else the composed kernels
@@ -84,8 +84,12 @@ class _AttentionDiffusion(GraphODEFunction):
 
     def _add_source(self, f: Tensor) -> Tensor:
         if self.add_source:
-            f = f + self.beta_train * self.z0
+            f = f + self.beta_train * self._source_state()
         return f
+
+    def _source_state(self) -> Tensor:
+        """``z(0)`` as the source term reads it: a constant (no gradient through it) with ``detach_source``."""
+        return self.z0.detach() if self.detach_source else self.z0
 
     @torch.jit.ignore
     def state_bound(self, z0: Tensor, t: float) -> Optional[float]:
@@ -97,12 +101,12 @@ class _AttentionDiffusion(GraphODEFunction):
         return diffusion_bound(z0, contracts, beta, t)
 
     def _operator(self, values: Tensor) -> LinearOperator:
-        constant = self.beta_train * self.z0 if self.add_source else None
+        constant = self.beta_train * self._source_state() if self.add_source else None
         return LinearOperator(lambda v, ts: self._linear(ts[0], v), (values,), constant, False)
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, pos_dim={self.pos_dim}, separate_diffusivity={self.separate_diffusivity}, "
-                f"add_source={self.add_source}, nodes={self.num_nodes}")
+                f"add_source={self.add_source}, detach_source={self.detach_source}, nodes={self.num_nodes}")
 
 
 class BeltramiDiffusion(_AttentionDiffusion):
@@ -118,6 +122,8 @@ class BeltramiDiffusion(_AttentionDiffusion):
         pos_dim: number of positional columns.
         separate_diffusivity: learn one diffusivity for the positional and one for the feature channels.
         add_source: add ``beta z(0)`` (call :meth:`set_initial` first).
+        detach_source: the source's ``z(0)`` is a constant: its gradient reaches ``beta`` but not what made
+            ``z(0)`` (the encoders), as in the official code.
         backend: sparse kernel (see :func:`beltrami.sparse.spmm`). With ``"cpp"``, dot-product attention
             (``scaled_dot``, ``cosine_sim``, ``pearson``) normalised by a row softmax runs as one fused
             kernel, scores to aggregation (first derivatives only): C++ on the CPU, Triton on CUDA.
@@ -191,7 +197,7 @@ class FrozenAttentionDiffusion(_AttentionDiffusion):
         if self.diagonal.numel() > 0 and not self.separate_diffusivity:
             alpha = torch.sigmoid(self.alpha_train[0])
             self.operator_values = alpha * (self.values - self.diagonal.to(self.values.dtype))
-            self.source = self.beta_train * z0 if self.add_source else z0.new_zeros(0)
+            self.source = self.beta_train * self._source_state() if self.add_source else z0.new_zeros(0)
         else:
             self.operator_values = self.values.new_zeros(0)
 

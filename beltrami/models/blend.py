@@ -38,7 +38,8 @@ class BLEND(nn.Module):
             :class:`~beltrami.functions.EdgeAttention`; defaults 1, 64, ``scaled_dot``, ``softmax``, ``constant``,
             ``rows``).
         frozen: attention at ``z(0)`` only (default True, the paper's tuned runs) or at every evaluation.
-        add_source: add ``beta z(0)`` to the flow. separate_diffusivity: per-channel-group diffusivity.
+        add_source: add ``beta z(0)`` to the flow; detach_source: with no gradient through that ``z(0)`` (the
+            official code's form). separate_diffusivity: per-channel-group diffusivity.
         time: integration time T (default 3.0).
         scheme, step_size, rtol, atol, backprop, solver_options: passed to :func:`~beltrami.solvers.solve`.
         input_dropout, dropout: dropout on the features before ``psi`` and on ``z(T)`` before the decoder.
@@ -57,7 +58,8 @@ class BLEND(nn.Module):
                  hidden_features: int = 64, hidden_pos: int = 16, heads: int = 1, attention_dim: int = 64,
                  attention_kind: str = "scaled_dot", normalisation: str = "softmax", attention_init: str = "constant",
                  normalise_over: str = "rows",
-                 frozen: bool = True, add_source: bool = False, separate_diffusivity: bool = False,
+                 frozen: bool = True, add_source: bool = False, detach_source: bool = False,
+                 separate_diffusivity: bool = False,
                  time: float = 3.0, scheme: str = "dopri5", step_size: Optional[float] = None,
                  rtol: Optional[float] = None, atol: Optional[float] = None, backprop: str = "direct",
                  input_dropout: float = 0.5, pos_dropout: Optional[float] = None, dropout: float = 0.0,
@@ -88,7 +90,7 @@ class BLEND(nn.Module):
         self.function = cls(graph, dim, pos_dim=self.hidden_pos, heads=heads,
                             attention_dim=attention_dim, kind=attention_kind, normalisation=normalisation,
                             normalise_over=normalise_over,
-                            init=attention_init, add_source=add_source,
+                            init=attention_init, add_source=add_source, detach_source=detach_source,
                             separate_diffusivity=separate_diffusivity, backend=backend)
         if regularization is not None and regularization.jacobian > 0:
             # the Jacobian penalty differentiates a vector-Jacobian product: the fused C++ attention

@@ -64,6 +64,7 @@ def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]
                   attention_kind=cfg.attention_kind, normalisation=cfg.normalisation,
                   normalise_over=cfg.normalise_over,
                   attention_init=cfg.attention_init, frozen=cfg.frozen, add_source=cfg.add_source,
+                  detach_source=cfg.detach_source,
                   separate_diffusivity=cfg.separate_diffusivity, time=cfg.time, scheme=cfg.scheme,
                   step_size=cfg.step_size, rtol=cfg.rtol, atol=cfg.atol, backprop=cfg.backprop,
                   input_dropout=cfg.input_dropout, pos_dropout=cfg.pos_dropout, dropout=cfg.dropout,

@@ -136,3 +136,27 @@ def test_repr():
     g, f = _beltrami()
     assert "BeltramiDiffusion" in repr(f) and "heads=2" in repr(f)
     assert repr(LaplacianDiffusion(g, 3)).startswith("LaplacianDiffusion(3, norm=sym")
+
+
+@pytest.mark.parametrize("cls", [BeltramiDiffusion, FrozenAttentionDiffusion])
+@pytest.mark.parametrize("loops", [False, True])  # with self-loops the frozen function folds its source
+def test_detached_source_stops_only_the_source_gradient(cls, loops):
+    """Same values; the gradient of z(0) loses exactly the source's share beta * G (its other uses, the
+    frozen attention, keep theirs), and beta's gradient is unchanged."""
+    g = random_graph()
+    g = g.add_self_loops() if loops else g
+    z0 = torch.randn(g.num_nodes, 6, dtype=D)
+    z = torch.randn(g.num_nodes, 6, dtype=D)
+    grads = {}
+    for detach in (False, True):
+        _, f = _beltrami(cls, g, add_source=True, detach_source=detach)
+        start = z0.clone().requires_grad_()
+        f.set_initial(start)
+        out = f(T0, z)
+        w = torch.linspace(-1, 1, out.numel(), dtype=D).view_as(out)
+        (out * w).sum().backward()
+        g0 = torch.zeros_like(z0) if start.grad is None else start.grad  # None: z(0) fed the source only
+        grads[detach] = (out.detach(), g0, f.beta_train.grad.clone())
+    torch.testing.assert_close(grads[True][0], grads[False][0])
+    torch.testing.assert_close(grads[True][2], grads[False][2])
+    torch.testing.assert_close(grads[False][1] - grads[True][1], 0.4 * w)
