@@ -55,8 +55,8 @@ class EdgeAttention(nn.Module):
         pos_dim: number of positional columns at the front of ``z`` (needed for ``attend_on != "both"``).
         normalise_over: ``rows`` (default: rows sum to 1) or ``cols`` (columns sum to 1, the official code's
             orientation).
-        init: ``xavier`` (default) or ``constant`` (weights 1e-5, biases 0: attention starts uniform over
-            each neighbourhood, the well-conditioned start the paper uses).
+        init: ``xavier`` (default) or ``constant`` (weights 1e-5, biases drawn as ``nn.Linear`` draws them:
+            attention starts uniform over each neighbourhood, the start of the paper's code).
 
     Shapes:
         - input ``z``: ``[N, dim]``; ``crow``: ``[N + 1]``; ``row``, ``col``, the CSR index tensors: ``[E]``.
@@ -108,8 +108,11 @@ class EdgeAttention(nn.Module):
             if not isinstance(lin, nn.Linear):
                 continue
             if self.init == "constant":
+                # the official code's start: only the weights are set, the biases keep nn.Linear's draw.
+                # The scores are then nearly equal on every edge (the bias product dominates), while
+                # their gradient in W_K is b_Q z_j, first order: zero biases would leave it O(1e-5)
+                lin.reset_parameters()
                 nn.init.constant_(lin.weight, 1e-5)
-                nn.init.zeros_(lin.bias)
             else:
                 nn.init.xavier_uniform_(lin.weight)
                 nn.init.zeros_(lin.bias)
