@@ -26,7 +26,7 @@ def test_unknown_dataset_exit_code(capsys):
     assert "unknown dataset" in capsys.readouterr().out
 
 
-def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys):
+def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys, monkeypatch):
     """2 models x 2 schemes x 2 backprop modes on a tiny synthetic graph write every column; then a grid
     with a row that cannot run (a step size for an adaptive scheme) reports that row's error and still runs
     the other."""
@@ -43,11 +43,28 @@ def test_grid_writes_json_and_csv_and_survives_a_failure(tmp_path, capsys):
     with open(tmp_path / "r.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and list(rows[0]) == list(COLUMNS)
+    monkeypatch.chdir(tmp_path)  # without --output the rows go to a dated file in the current folder
     code = main(["--dataset", "synthetic", "--nodes", "200", "--scheme", "dopri5,rk4", "--step-size", "1",
                  "--epochs", "1"])
     assert code == 0
     text = capsys.readouterr().out
     assert "scheme dopri5 is adaptive" in text and "failed" in text
+    dated = sorted(tmp_path.glob("beltrami-bench-*.json"))
+    assert len(dated) == 1 and [r["scheme"] for r in json.loads(dated[0].read_text())["rows"]] == ["dopri5", "rk4"]
+    assert text.rstrip().splitlines()[-1].startswith("trained blend on synthetic: test accuracy")
+    assert text.rstrip().endswith(f"rows in {dated[0].name}")
+
+
+def test_the_main_job_prints_80_columns_and_ends_with_what_it_trained(tmp_path, capsys, monkeypatch):
+    """The README's first command on a small graph: every table line fits an 80-column terminal (headers were
+    cut to 'datas…', 'backp…' at 120 forced columns), and the last line says what, how well and where."""
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dataset", "cora", "--epochs", "1", "--no-output"]) == 0
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    assert max(len(line) for line in lines[:-1]) <= 80 and not any("…" in line for line in lines)
+    assert lines[-1].startswith("trained blend on cora: test accuracy ") and "rows in" not in lines[-1]
+    assert not list(tmp_path.iterdir())  # --no-output
 
 
 @pytest.mark.parametrize("args, message", [

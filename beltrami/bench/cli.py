@@ -9,7 +9,9 @@ sparse kernels.
 
 Every combination is one row (accuracy mean ± std, NFE forward/backward per epoch, seconds per training step
 and per evaluation, the median whole epoch, start-up and wall time of the run, peak memory, speed-up of the
-median epoch against the first row); a failing combination reports its error in its row and the grid goes on. ``--output`` writes every row (config, versions, machine, commit) as JSON and CSV.
+median epoch against the first row); a failing combination reports its error and the grid goes on. Every row
+(config, versions, machine, commit) is written as JSON and CSV after it ran, to ``--output`` or a dated file in
+the current folder; the last line says what was trained, how well, and where the rows are.
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -117,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=_number(int, 1), default=1, help="seeds per combination")
     p.add_argument("--seed", type=_number(int, 0), default=0, help="first seed (also of random splits and synthetic graphs)")
     p.add_argument("--quick", action="store_true", help="5 epochs per combination")
-    p.add_argument("--output", default=None, help="write rows to this JSON file (and a .csv beside it)")
+    p.add_argument("--output", default=None, help="write rows to this JSON file and a .csv beside it (default: "
+                   "beltrami-bench-DATE-TIME.json in the current folder)")
+    p.add_argument("--no-output", action="store_true", help="write no result file")
     p.add_argument("--summary-only", action="store_true", help="print the dataset table only; no training")
     p.add_argument("--no-download", action="store_true", help="never download missing files")
     syn = p.add_argument_group("synthetic graphs (--dataset synthetic)")
@@ -165,10 +171,9 @@ def _load(name: str, args: argparse.Namespace):
 def summary_table(names: Sequence[str], args: argparse.Namespace, console: Console) -> Dict[str, Any]:
     """Load each dataset and tabulate its summary; a dataset whose files are missing gets a row saying so
     and its error (which names the file and URL) printed under the table. Returns the loaded datasets."""
-    table = Table(title=f"beltrami datasets (data root {data_root(args.root)})")
+    table = Table(title=f"datasets in {data_root(args.root)}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col, justify in (("dataset", "left"), ("nodes", "right"), ("edges", "right"), ("features", "right"),
-                         ("classes", "right"), ("split", "left"), ("train/val/test", "left"), ("LCC", "left"),
-                         ("files", "left")):
+                         ("classes", "right"), ("split", "left"), ("train/val/test", "left"), ("files", "left")):
         table.add_column(col, justify=justify)
     notes, loaded = [], {}
     for name in names:
@@ -176,13 +181,13 @@ def summary_table(names: Sequence[str], args: argparse.Namespace, console: Conso
         try:
             ds = _load(name, args)
         except DatasetFileError as err:
-            table.add_row(name, *["-"] * 7, f"[red]{status}[/red]")
+            table.add_row(name, *["-"] * 6, f"[red]{status}[/red]")
             notes.append(f"[yellow]{name}[/yellow]: {err}")
             continue
         loaded[name] = ds
         s = ds.summary()
         table.add_row(name, str(s["nodes"]), str(s["undirected_edges"]), str(s["features"]), str(s["classes"]),
-                      s["split"], f"{s['train']}/{s['val']}/{s['test']}", "yes" if s["lcc"] else "no", status)
+                      s["split"] + (" (LCC)" if s["lcc"] else ""), f"{s['train']}/{s['val']}/{s['test']}", status)
     console.print(table)
     for note in notes:
         console.print(note)
@@ -246,25 +251,54 @@ def _with_speedup(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
+# what each row was run with, as (header, how to read it from a row); a value shared by every row goes to
+# the table's title instead of a column, so that the table fits an 80-column terminal
+SETTINGS = (("dataset", lambda r: r["dataset"]), ("model", lambda r: r["model"]),
+            ("scheme", lambda r: str(r.get("scheme"))), ("backprop", lambda r: str(r.get("backprop"))),
+            ("compile", lambda r: r["compile"]), ("kernel", lambda r: r.get("sparse_backend") or "default"))
+
+
 def results_table(rows: List[Dict[str, Any]]) -> Table:
-    table = Table(title="beltrami-bench", caption="train s: median training step; eval s: mean evaluation after it; "
-                                                   "epoch s: median of both; wall s: the whole run, start-up included")
-    left = ("dataset", "model", "scheme", "backprop", "compile", "kernel")
-    for col in left + ("test acc", "val acc", "NFE fwd/bwd", "train s", "eval s", "epoch s", "wall s", "peak MB",
-                       "speed-up"):
-        table.add_column(col, justify="left" if col in left else "right")
-    for r in rows:
-        kernel = r.get("sparse_backend") or "default"
+    """The rows' measurements; settings that differ between rows are columns, the shared ones the title."""
+    varying = [(name, get) for name, get in SETTINGS if len({get(r) for r in rows}) > 1]
+    shared = [f"{name} {get(rows[0])}" if name in ("kernel", "compile") else get(rows[0])
+              for name, get in SETTINGS if (name, get) not in varying]
+    table = Table(title=", ".join(shared), caption="test: accuracy (%), mean±std over seeds; train s: median "
+                  "training step; eval s: mean evaluation; epoch s: median of both; wall s: the whole run; MB: peak "
+                  "memory; speed: the first run's epoch s over this one's", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True, caption_justify="left")
+    metrics = ["test", "val", "NFE f/b", "train s", "eval s", "epoch s", "wall s", "MB"]
+    metrics += ["speed"] if len(rows) > 1 else []
+    if varying:  # rows numbered, their settings listed in the caption: columns of them would not fit 80
+        table.add_column("run", justify="right", no_wrap=True)
+        runs = ", ".join(f"{i} {'/'.join(get(r) for _, get in varying)}" for i, r in enumerate(rows, 1))
+        table.caption = f"runs ({'/'.join(name for name, _ in varying)}): {runs}. " + table.caption
+    for col in metrics:
+        table.add_column(col, justify="right", no_wrap=True)
+    for i, r in enumerate(rows, 1):
+        settings = [str(i)] if varying else []
         if r.get("error"):
-            table.add_row(r["dataset"], r["model"], str(r.get("scheme")), str(r.get("backprop")), r["compile"],
-                          kernel, f"[red]{r['error'][:60]}[/red]", *[""] * 8)
+            table.add_row(*settings, "[red]failed[/red]", *[""] * (len(metrics) - 1))  # its error: printed above
             continue
-        table.add_row(r["dataset"], r["model"], r["scheme"], r["backprop"], r["compile"], kernel,
-                      f"{100 * r['test_acc']:.1f} ± {100 * r['test_acc_std']:.1f}", f"{100 * r['val_acc']:.1f}",
+        table.add_row(*settings, f"{100 * r['test_acc']:.1f}±{100 * r['test_acc_std']:.1f}", f"{100 * r['val_acc']:.1f}",
                       f"{r['nfe_forward']:.0f}/{r['nfe_backward']:.0f}", f"{r['seconds_per_epoch_median']:.3f}",
                       f"{r['eval_seconds_per_epoch']:.3f}", f"{r['epoch_seconds_median']:.3f}",
-                      f"{r['wall_seconds']:.1f}", f"{r['peak_memory_MB']:.0f}", f"{r['speedup']:.2f}x")
+                      f"{r['wall_seconds']:.1f}", f"{r['peak_memory_MB']:.0f}",
+                      *([f"{r['speedup']:.2f}x"] if len(rows) > 1 else []))
     return table
+
+
+def closing_line(rows: List[Dict[str, Any]], output: Optional[str]) -> str:
+    """One line: what was trained, its accuracy and where the rows are (the best row of a grid)."""
+    done = [r for r in rows if not r.get("error")]
+    where = f"; rows in {output}" if output else ""
+    if not done:
+        return f"nothing trained: every combination failed{where}"
+    best = max(done, key=lambda r: r["test_acc"])
+    seeds = len(best.get("config", {}).get("seeds") or []) or best.get("config", {}).get("runs", 1)
+    what = f"{best['model']} on {best['dataset']}" + (f" (best of {len(done)} combinations)" if len(done) > 1 else "")
+    return (f"trained {what}: test accuracy {100 * best['test_acc']:.1f}% over {seeds} seed(s), "
+            f"{best['epoch_seconds_median']:.2f} s per epoch{where}")
 
 
 def write_results(rows: List[Dict[str, Any]], path: str, args: argparse.Namespace, commit: Optional[str]) -> None:
@@ -300,11 +334,13 @@ def save_rows(rows: List[Dict[str, Any]], args: argparse.Namespace, commit: Opti
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.output is None and not args.no_output and not args.summary_only:
+        args.output = time.strftime("beltrami-bench-%Y%m%d-%H%M%S.json")
     check_args(parser, args)
     if args.allocator == "huge-pages":  # from the command line: start again with the variable set
         ensure_huge_pages(relaunch=argv is None)
     commit = git_commit()
-    console = Console(width=max(Console().width, 120))
+    console = Console()
     try:
         names = _names(args.dataset)
     except ValueError as err:
@@ -325,8 +361,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     rows = run_grid(datasets, args, console, finished)
     console.print(results_table(rows))
-    if args.output and written:
-        console.print(f"wrote {args.output}")
+    console.print(closing_line(rows, args.output if written else None), soft_wrap=True)
     return 0 if written and any(not r.get("error") for r in rows) else 1
 
 
