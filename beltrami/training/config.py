@@ -13,7 +13,8 @@ Presets (``preset=`` in :func:`beltrami.fit`):
   decay], epochs [epoch], self-loops [self_loop_weight > 0], attention normalised over columns or rows
   [attention_norm_idx 1 or 0 with PyG's (source, target) edges], input dropout on the positional coordinates too
   (the official encoder drops both inputs). Attention weights start constant (the paper's "constant
-  initialisation"), the source weight at 0. Evaluation reads z(t) at the best validation time in (0, 3T]
+  initialisation"; biases drawn as ``nn.Linear``'s, as the official code leaves them), the source weight at 0
+  and its ``z(0)`` a constant [``set_x0`` detaches it]. Evaluation reads z(t) at the best validation time in (0, 3T]
   [GNNEarly's integrator, earlystopxT; 5 on PubMed]. PPR coordinates are the official GDC encoding
   (symmetric PPR of A + I, columns normalised), every entry of each row where the official code was exact
   [exact: Cora, CiteSeer], top-gdc_k elsewhere. ``use_lcc`` is not copied: the Planetoid rows of Table 2 use the public split
@@ -175,7 +176,8 @@ def _paper(time, tol_scale, adjoint, hidden, feat, pos, pos_type, gdc_k, heads, 
         time=time, scheme="dopri5", atol=tol_scale * 1e-7, rtol=tol_scale * 1e-9,
         backprop="adjoint" if adjoint else "direct", hidden=feat, pos_dim=pos, pos_encoding=pos_type,
         ppr_topk=gdc_k, heads=heads, attention_dim=att_dim, attention_kind=kind,
-        normalisation="squareplus" if square_plus else "softmax", add_source=source, dropout=dropout,
+        normalisation="squareplus" if square_plus else "softmax", add_source=source, detach_source=source,
+        dropout=dropout,
         input_dropout=input_dropout, lr=lr, weight_decay=decay, optimizer=optimizer, epochs=epochs,
         self_loops=self_loops, frozen=True, attention_init="constant", select_time=earlystop_x_t,
         normalise_over="cols" if norm_idx == 1 else "rows",
