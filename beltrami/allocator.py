@@ -5,7 +5,8 @@ blocks above its mmap threshold (32 MiB at most) with a fresh ``mmap`` and gives
 so each new ``[E, H]`` tensor of an arxiv-sized graph (37 MB for 2.3M edges and 4 heads) is page-faulted
 in from scratch: 9-10 ms on the 2-core machine, where filling a reused one takes under 1 ms.
 
-:func:`pool_cpu_tensors` (``--allocator pooled``, ``fit(pool_memory=True)``) makes the C++ kernels' buffer
+:func:`pool_cpu_tensors` (``--allocator pooled``; ``fit(pool_memory=True)`` for the duration of the fit, through
+the context manager :func:`pooled_cpu_tensors`) makes the C++ kernels' buffer
 pool (``beltrami/sparse/csrc/buffer_pool.cpp``) PyTorch's CPU allocator: a tensor of 1 MiB or more gets
 the memory of a freed one of the same byte size, and the pool never holds more than its tensors had in
 use at once (a new block first lets go of free ones of other sizes). The kernels of backend ``"cpp"`` use
@@ -16,7 +17,7 @@ frozen attention (3.27-3.39 s to 1.57-1.69 s per epoch), 1.4x with the time-depe
 20.4 s) at 1.09x. It needs the C++ kernels (a compiler and ninja) and is opt-in, since it replaces the
 allocator of the whole process.
 
-:func:`keep_freed_memory` (``--allocator keep-freed``) sets glibc's ``M_MMAP_MAX = 0`` (large blocks come
+:func:`keep_freed_memory` (``--allocator keep-freed``; scoped: :func:`freed_memory_kept`) sets glibc's ``M_MMAP_MAX = 0`` (large blocks come
 from the heap, so a freed block is reused by the next tensor of its size) and a high ``M_TRIM_THRESHOLD``
 (the heap is not handed back to the system after every free). It needs no compiler, but the heap fragments:
 in the same comparison, rk4 epochs took 2.11 s (frozen) and 3.29 s (time-dependent) at 2.7x and 2.0x the
@@ -39,8 +40,9 @@ import ctypes.util
 import os
 import platform
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import torch
 
@@ -57,6 +59,7 @@ _M_MMAP_MAX = -4
 _DEFAULT_TRIM_THRESHOLD = 128 * 1024
 _DEFAULT_MMAP_MAX = 65536
 _KEEP_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int
+_kept = False  # whether keep_freed_memory(True) is in effect (what freed_memory_kept restores)
 
 
 def glibc_malloc_available() -> bool:
@@ -73,10 +76,13 @@ def keep_freed_memory(enable: bool = True) -> bool:
     """
     if not glibc_malloc_available():
         return False
+    global _kept
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     mmap_max, trim = (0, _KEEP_TRIM_THRESHOLD) if enable else (_DEFAULT_MMAP_MAX, _DEFAULT_TRIM_THRESHOLD)
     # mallopt returns 1 on success
-    return bool(libc.mallopt(_M_MMAP_MAX, mmap_max)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim))
+    applied = bool(libc.mallopt(_M_MMAP_MAX, mmap_max)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim))
+    _kept = enable and applied
+    return applied
 
 
 def pool_cpu_tensors(enable: bool = True) -> None:
@@ -98,6 +104,33 @@ def pool_cpu_tensors(enable: bool = True) -> None:
         raise ImportError(f"the pooled CPU allocator lives in beltrami's C++ kernels, which are not available: "
                           f"{err}") from err
     kernels.pool_cpu_tensors(enable)
+
+
+@contextmanager
+def pooled_cpu_tensors() -> Iterator[None]:
+    """:func:`pool_cpu_tensors` for the duration of a ``with`` block; the allocator before it afterwards (a
+    pool that was already on stays on)."""
+    before = cpu_tensors_pooled()
+    pool_cpu_tensors(True)
+    try:
+        yield
+    finally:
+        if not before:
+            pool_cpu_tensors(False)
+
+
+@contextmanager
+def freed_memory_kept() -> Iterator[bool]:
+    """:func:`keep_freed_memory` for the duration of a ``with`` block, glibc's defaults afterwards (unless it
+    was already on); yields whether it applied (False where the C library is not glibc)."""
+    global _kept
+    before = _kept
+    applied = keep_freed_memory(True)
+    try:
+        yield applied
+    finally:
+        if applied and not before:
+            keep_freed_memory(False)
 
 
 def cpu_tensors_pooled() -> bool:

@@ -11,9 +11,10 @@ import warnings
 import pytest
 import torch
 
-from beltrami.allocator import (HUGE_PAGES_ENV, cpu_tensors_pooled, ensure_huge_pages, glibc_malloc_available,
-                                huge_pages_active, huge_pages_supported, keep_freed_memory, pool_cpu_tensors,
-                                use_huge_pages)
+import beltrami
+from beltrami.allocator import (HUGE_PAGES_ENV, cpu_tensors_pooled, ensure_huge_pages, freed_memory_kept,
+                                glibc_malloc_available, huge_pages_active, huge_pages_supported, keep_freed_memory,
+                                pool_cpu_tensors, pooled_cpu_tensors, use_huge_pages)
 from beltrami.sparse import available_backends, buffer_pool_bytes, release_buffers
 
 _needs_glibc = pytest.mark.skipif(not glibc_malloc_available(), reason="glibc's mallopt only")
@@ -142,3 +143,26 @@ def test_big_cpu_graphs_trained_by_the_adjoint_without_huge_pages_get_a_hint(mon
         fit_module._suggest_huge_pages(on_cuda, big)
         monkeypatch.setattr(fit_module, "huge_pages_active", lambda: True)
         fit_module._suggest_huge_pages(adjoint, 10 * big)
+
+
+@pytest.mark.skipif("cpp" not in available_backends(), reason="the pool lives in the C++ kernels")
+def test_pool_and_kept_memory_are_scoped_to_a_with_block_and_to_fit():
+    """The switches change the whole process: scoped, each puts back what it found (a pool already on stays
+    on), and fit(pool_memory=True, keep_freed_memory=True) holds them for its own duration only."""
+    from beltrami import allocator
+
+    with pooled_cpu_tensors():
+        assert cpu_tensors_pooled()
+        with pooled_cpu_tensors():
+            assert cpu_tensors_pooled()
+        assert cpu_tensors_pooled()  # the inner block found the pool on
+    assert not cpu_tensors_pooled()
+    with freed_memory_kept() as applied:
+        assert applied == glibc_malloc_available() and allocator._kept == applied
+    assert not allocator._kept
+    seen = []
+    beltrami.fit("cora", preset="fast", epochs=1, progress=False, pool_memory=True, keep_freed_memory=True,
+                 on_epoch=lambda *_: seen.append((cpu_tensors_pooled(), allocator._kept)))
+    assert seen == [(True, glibc_malloc_available())]
+    assert not cpu_tensors_pooled() and not allocator._kept
+    release_buffers()

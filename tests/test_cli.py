@@ -137,7 +137,7 @@ def test_allocator_option_reaches_the_recorded_config(tmp_path, allocator, key):
     try:
         assert main(["--dataset", "synthetic", "--nodes", "100", "--classes", "2", "--features", "4",
                      "--scheme", "euler", "--epochs", "1", "--allocator", allocator, "--output", str(out)]) == 0
-        assert cpu_tensors_pooled() == (allocator == "pooled")
+        assert not cpu_tensors_pooled()  # each fit restores the allocator it found
     finally:
         keep_freed_memory(False)
         if allocator == "pooled":

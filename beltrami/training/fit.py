@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 import random
+from contextlib import ExitStack, contextmanager
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,8 +20,8 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
-from ..allocator import (HUGE_PAGES_ENV, huge_pages_active, huge_pages_supported, keep_freed_memory,
-                         pool_cpu_tensors)
+from ..allocator import (HUGE_PAGES_ENV, freed_memory_kept, huge_pages_active, huge_pages_supported,
+                         pooled_cpu_tensors)
 from ..bench.measure import peak_rss_bytes
 from ..datasets import Dataset
 from ..datasets.load import canonical_name
@@ -243,16 +244,33 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
     Returns:
         :class:`FitResult` with mean ± std over the seeds (``runs=N`` or ``seeds=[...]``). For random
         splits each seed also draws its own split, as in the paper's protocol.
+
+    ``pool_memory`` and ``keep_freed_memory`` change the process's CPU allocator for the duration of the call
+    only (see :func:`allocator_scope`).
     """
     called = time.perf_counter()
     cfg = FitConfig.build(_preset_key(data), preset, **config)
     if output is not None:
         check_writable_file(output, "output")
+    with allocator_scope(cfg):
+        return _fit_seeds(cfg, data, root, on_epoch, output, called)
+
+
+@contextmanager
+def allocator_scope(cfg: FitConfig) -> Iterator[None]:
+    """The CPU allocator choices of ``cfg`` for the duration of a fit; what was there before, afterwards."""
+    with ExitStack() as scope:
+        if cfg.pool_memory:
+            scope.enter_context(pooled_cpu_tensors())
+        if cfg.keep_freed_memory and not scope.enter_context(freed_memory_kept()):
+            warnings.warn("keep_freed_memory=True has no effect here: the C library is not glibc", stacklevel=4)
+        yield
+
+
+def _fit_seeds(cfg: FitConfig, data: Any, root: Optional[str], on_epoch: Optional[EpochCallback],
+               output: Optional[str], called: float) -> FitResult:
+    """Every seed of :func:`fit`, the result rewritten after each."""
     commit = git_commit()
-    if cfg.pool_memory:
-        pool_cpu_tensors()
-    if cfg.keep_freed_memory and not keep_freed_memory():
-        warnings.warn("keep_freed_memory=True has no effect here: the C library is not glibc", stacklevel=2)
     seeds = cfg.run_seeds()
     runs = []
     model = pos = None

@@ -1,6 +1,7 @@
 """`FitResult`: what a training run returns and saves (atomically, as JSON), with provenance."""
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import statistics
@@ -24,12 +25,14 @@ def versions() -> Dict[str, str]:
             "numpy": numpy.__version__, "scipy": scipy.__version__, "platform": platform.platform()}
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> Optional[str]:
     """The commit of the beltrami checkout this process imported, if it is one (None otherwise), with
-    ``-dirty`` appended when the package's tracked files differed from it. Read once, when this module was
-    imported: the code a process runs is the code it imported, whatever the checkout holds when a later run
-    of the same process starts or ends (``tools/reproduce.py`` trains row after row in one process)."""
-    return _COMMIT_AT_IMPORT
+    ``-dirty`` appended when the package's tracked files differed from it. Read once, at the first call
+    (the first fit or benchmark of the process, whose code is imported by then), not at import: ``import
+    beltrami`` runs no ``git``. Later calls give the same answer, whatever the checkout holds by then: the code
+    a process runs is the code it imported (``tools/reproduce.py`` trains row after row in one process)."""
+    return _read_git_commit()
 
 
 def _read_git_commit() -> Optional[str]:
@@ -44,8 +47,6 @@ def _read_git_commit() -> Optional[str]:
         return None
     return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
-
-_COMMIT_AT_IMPORT = _read_git_commit()
 
 
 @dataclass
