@@ -361,3 +361,18 @@ def test_dynamic_rewiring_rebuilds_the_graph(small, monkeypatch):
     assert len(graphs) == 2  # before epochs 2 and 4
     before, after = graphs[0]
     assert before.numel() != after.numel() or not torch.equal(before, after)  # learned coordinates, new graph
+
+
+def test_import_runs_no_subprocess_and_the_commit_is_read_once():
+    """``import beltrami`` ran ``git`` twice; the commit is now read at the first fit and kept."""
+    code = ("import subprocess\n"
+            "def refuse(*a, **k): raise AssertionError(f'subprocess at import: {a}')\n"
+            "real = subprocess.run, subprocess.Popen\n"
+            "subprocess.run, subprocess.Popen = refuse, refuse\n"
+            "import beltrami, beltrami.training, beltrami.bench.cli\n"
+            "subprocess.run, subprocess.Popen = real\n"
+            "from beltrami.training.result import git_commit\n"
+            "first = git_commit(); subprocess.run, subprocess.Popen = refuse, refuse\n"
+            "assert git_commit() == first; print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
