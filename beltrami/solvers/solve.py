@@ -132,14 +132,20 @@ def _check_function_and_state(func: nn.Module, z0: Tensor, validate: bool) -> No
 
 
 def _times(t0, t1, t_eval) -> list:
-    """``[t0, *sorted(set(t_eval) | {t1})]``, each time a finite number and the requested ones in (t0, t1]."""
+    """``[t0, *t_eval, t1]`` (t1 once), each time a finite number and the requested ones strictly increasing
+    in (t0, t1]: the states come back in the order asked for, one per requested time."""
     t0, t1 = check_real(t0, "t0"), check_real(t1, "t1")
     if not t1 > t0:
         raise ValueError(f"t1 must be greater than t0={t0}, got {t1}")
-    ts = sorted(set([check_real(t, "each time of t_eval") for t in (t_eval or [])] + [t1]))
-    if ts[0] <= t0 or ts[-1] > t1:
-        raise ValueError(f"t_eval must lie in (t0, t1] = ({t0}, {t1}], got {list(t_eval or [])}")
-    return [t0] + ts
+    ts = [check_real(t, "each time of t_eval") for t in (t_eval or [])]
+    # sorting or merging them instead would hand back fewer states, or states in another order, than asked
+    for i in range(1, len(ts)):
+        if not ts[i] > ts[i - 1]:
+            raise ValueError(f"t_eval must be strictly increasing: t_eval[{i}] = {ts[i]} follows "
+                             f"t_eval[{i - 1}] = {ts[i - 1]}")
+    if ts and (ts[0] <= t0 or ts[-1] > t1):
+        raise ValueError(f"t_eval must lie in (t0, t1] = ({t0}, {t1}], got {list(t_eval)}")
+    return [t0] + ts + ([] if ts and ts[-1] == t1 else [t1])
 
 
 def _streamed(save_fn, last: int, final: list):

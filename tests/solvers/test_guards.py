@@ -34,10 +34,20 @@ def _z0():
     (dict(max_steps=0), ValueError, "max_steps must be >= 1"),
     (dict(max_steps=10.5), TypeError, "max_steps must be an int"),
     (dict(t_eval=[0.5, float("nan")]), ValueError, "each time of t_eval must be a finite number"),
+    # repeated or unsorted times were merged and sorted: fewer states, or another order, than asked for
+    (dict(t_eval=[0.2, 0.5, 0.5, 1.0]), ValueError, r"strictly increasing: t_eval\[2\] = 0.5 follows"),
+    (dict(t_eval=[0.5, 0.2]), ValueError, r"strictly increasing: t_eval\[1\] = 0.2 follows t_eval\[0\] = 0.5"),
+    (dict(t_eval=[0.5, 1.5]), ValueError, r"t_eval must lie in \(t0, t1\]"),
 ])
 def test_bad_solver_options(kw, error, match):
     with pytest.raises(error, match=match):
         solve(_laplacian(), _z0(), 1.0, **kw)
+
+
+def test_states_come_back_one_per_requested_time():
+    """t1 is appended when not requested (the last state), never twice."""
+    assert solve(_laplacian(), _z0(), 1.0, t_eval=[0.25, 0.5]).zs.shape[0] == 3
+    assert solve(_laplacian(), _z0(), 1.0, t_eval=[0.25, 1.0]).zs.shape[0] == 2
 
 
 @pytest.mark.parametrize("t1, match", [(float("inf"), "t1 must be a finite number"),
