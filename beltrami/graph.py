@@ -19,6 +19,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from .csr_tensor import sparse_csr
 from .validation import check_index_tensor
 
 ArrayLike = Union[Tensor, np.ndarray]
@@ -239,8 +240,7 @@ class Graph:
         """The graph as a ``torch.sparse_csr_tensor`` with ``values`` (default all ones, float32)."""
         if values is None:
             values = torch.ones(self.num_edges, device=self.device)
-        return torch.sparse_csr_tensor(self.crow, self.col, values, (self.num_nodes, self.num_nodes),
-                                       check_invariants=False)
+        return sparse_csr(self.crow, self.col, values, (self.num_nodes, self.num_nodes))
 
     # ------------------------------------------------------------------ transformations
     def _filtered(self, keep: Tensor) -> "Graph":

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..csr_tensor import beta_warning_off
 from ..graph import CSR, _crow_from_sorted_rows
 from ..sparse.ops import TORCH
 
@@ -130,7 +131,8 @@ class SparseRows:
     def from_tensor(cls, u: Tensor) -> "SparseRows":
         """From a dense tensor, or a sparse COO/CSR one."""
         if u.layout != torch.sparse_csr:
-            u = (u.coalesce() if u.layout == torch.sparse_coo else u).to_sparse_csr()
+            with beta_warning_off():
+                u = (u.coalesce() if u.layout == torch.sparse_coo else u).to_sparse_csr()
         return cls(u.crow_indices().long(), u.col_indices().long(), u.values(), tuple(u.shape))
 
     @property

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..csr_tensor import sparse_csr
 from ..functions.base import AffineForm
 from ..sparse.ops import TORCH
 from .runge_kutta import Step, Tableau, integrate_adaptive
@@ -35,7 +36,7 @@ class _Operator:
         idx, n = form.index, form.index.crow.numel() - 1
         self.native = form.backend == TORCH
         if self.native:
-            self.matrix = torch.sparse_csr_tensor(idx.crow, idx.col, self.values, (n, n), check_invariants=False)
+            self.matrix = sparse_csr(idx.crow, idx.col, self.values, (n, n))
         self._transposed: Optional[Tensor] = None
 
     def apply(self, y: Tensor) -> Tensor:
@@ -53,7 +54,7 @@ class _Operator:
         if self._transposed is None:
             self._transposed = self.values.index_select(0, i.t_perm)
         if self.native:
-            lt = torch.sparse_csr_tensor(i.t_crow, i.t_col, self._transposed, (n, n), check_invariants=False)
+            lt = sparse_csr(i.t_crow, i.t_col, self._transposed, (n, n))
             return lt @ g
         return torch.ops.beltrami.csr_spmm(i.t_crow, i.t_col, self._transposed, g, i.crow, i.col, i.t_perm_inv,
                                            i.t_perm, self.form.backend)

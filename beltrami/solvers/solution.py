@@ -66,17 +66,39 @@ class CountedFunction(nn.Module):
             raise SolverError(f"{self.scheme}: non-finite state at t={self.last_t:.6g} (step {self.last_dt:.3g}): "
                               "the scheme is unstable at this step size (try a smaller step or an implicit scheme)")
 
+    def callback_step_adjoint(self, t0, y0, dt) -> None:
+        self.adjoint_steps += 1
+
+
+# torchdiffeq warns about every callback a solver cannot call, on each solve and on each adjoint solve in
+# backward; a counter has only those its solvers call, so nothing needs to silence that warning.
+class _StepOutcomes:
+    """The callbacks of adaptive schemes: a step accepted or rejected."""
+
     def callback_accept_step(self, t0, y0, dt) -> None:
         self.accepted += 1
 
     def callback_reject_step(self, t0, y0, dt) -> None:
         self.rejected += 1
 
-    def callback_step_adjoint(self, t0, y0, dt) -> None:
-        self.adjoint_steps += 1
+
+class _AdjointRejections:
+    """The callback of an adaptive adjoint scheme: a step of the backward solve rejected."""
 
     def callback_reject_step_adjoint(self, t0, y0, dt) -> None:
         self.adjoint_rejected += 1
+
+
+_COUNTERS = {(adaptive, adjoint_adaptive): type(
+    "CountedFunction", tuple(b for b, on in ((_StepOutcomes, adaptive), (_AdjointRejections, adjoint_adaptive)) if on)
+    + (CountedFunction,), {"__doc__": CountedFunction.__doc__, "__module__": __name__})
+    for adaptive in (False, True) for adjoint_adaptive in (False, True)}
+
+
+def counted(func: nn.Module, scheme: str, adaptive: bool, adjoint_adaptive: bool = False) -> CountedFunction:
+    """A :class:`CountedFunction` with the step callbacks of an adaptive scheme (forward, and backward for an
+    adaptive adjoint scheme) only where the solve uses one."""
+    return _COUNTERS[(adaptive, adjoint_adaptive)](func, scheme)
 
 
 @dataclass

@@ -2,7 +2,6 @@
 separate choices; statistics come back in ``Solution.stats``."""
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -16,11 +15,8 @@ from .implicit import integrate_theta
 from .adjoint import adjoint_with_history
 from .affine import solve_affine
 from .runge_kutta import TABLEAUS, integrate_adaptive
-from .solution import CountedFunction, Solution, SolverError
+from .solution import CountedFunction, Solution, SolverError, counted
 
-# torchdiffeq warns that fixed-grid solvers ignore the accept/reject-step callbacks every counted function
-# has; that is expected (they take no rejected steps). Also raised in backward, so filtered module-wide.
-warnings.filterwarnings("ignore", message="Solver '.*' does not support callbacks")
 
 BACKPROP = ("direct", "adjoint")
 KRYLOV_CHOICES = ("auto", "cg", "bicgstab")
@@ -81,7 +77,8 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
     if reg.active and cls.implicit:
         raise ValueError(f"regularization needs an explicit or adaptive scheme, not {cls.name}")
     aug = AugmentedDynamics(func, z0.shape, reg, hutchinson_noise(z0, reg)) if reg.active else None
-    counter = CountedFunction(func if aug is None else aug, cls.name)
+    adjoint_adaptive = backprop == "adjoint" and get_scheme(options.get("adjoint_scheme", cls.name)).adaptive
+    counter = counted(func if aug is None else aug, cls.name, cls.adaptive, adjoint_adaptive)
     extra = {"linear_iterations": 0, "adjoint_linear_iterations": 0, "adjoint_steps": 0}
     final: list = []  # the state at t1, when save_fn was applied as the states were reached
     save = _streamed(save_fn, len(ts) - 1, final) if aug is None else None

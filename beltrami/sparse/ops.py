@@ -25,19 +25,16 @@ Shapes: ``values`` ``[E]`` with ``x`` ``[N, D]`` -> ``[N, D]``; or per-head ``va
 """
 from __future__ import annotations
 
-import warnings
 from types import ModuleType
 from typing import List, Optional
 
 import torch
 from torch import Tensor
 
-# torch warns on every CSR construction that sparse CSR is "beta"; the kernels below are tested here.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-
+from ..csr_tensor import sparse_csr
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, ncols: int) -> Tensor:
-    return torch.sparse_csr_tensor(crow, col, values, (crow.numel() - 1, ncols), check_invariants=False)
+    return sparse_csr(crow, col, values, (crow.numel() - 1, ncols))
 
 
 def _triton() -> Optional[ModuleType]:

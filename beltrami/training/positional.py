@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..cache import cache_key, cached
+from ..csr_tensor import sparse_csr
 from ..datasets import Dataset
 from ..encodings import knn_graph, ppr, ppr_graph
 from ..graph import Graph
@@ -60,9 +61,8 @@ def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
         if cfg.ppr_topk is None:
             return _ppr_rows_dense(ds, cfg.ppr_alpha, cfg.progress, cfg.ppr_normalization, loop)
         m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress, cfg.ppr_normalization, loop)
-        return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
-                                       torch.from_numpy(m.indices.astype(np.int64)),
-                                       torch.from_numpy(m.data.astype(np.float32)), m.shape, check_invariants=False)
+        return sparse_csr(torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
+                          torch.from_numpy(m.data.astype(np.float32)), m.shape)
     if cfg.pos_encoding == "hyperbolic":
         from ..encodings.hyperbolic import poincare_embeddings
 
