@@ -46,6 +46,8 @@ from typing import Iterator, NoReturn
 
 import torch
 
+from .environment import read
+
 ALLOCATORS = ("system", "pooled", "keep-freed", "huge-pages")
 """The choices of the ``--allocator`` options: PyTorch's and glibc's defaults, :func:`pool_cpu_tensors`,
 :func:`keep_freed_memory` or :func:`use_huge_pages`."""
@@ -123,7 +125,6 @@ def pooled_cpu_tensors() -> Iterator[None]:
 def freed_memory_kept() -> Iterator[bool]:
     """:func:`keep_freed_memory` for the duration of a ``with`` block, glibc's defaults afterwards (unless it
     was already on); yields whether it applied (False where the C library is not glibc)."""
-    global _kept
     before = _kept
     applied = keep_freed_memory(True)
     try:
@@ -213,7 +214,7 @@ def relaunch_with_huge_pages() -> NoReturn:
     """Start this command again with ``THP_MEM_ALLOC_ENABLE=1`` in its environment (for command-line tools,
     whose imports allocate before they parse their options). Refuses when the variable is already set, so
     that a setting that did not take effect cannot relaunch forever."""
-    if os.environ.get(HUGE_PAGES_ENV) == "1":
+    if read(HUGE_PAGES_ENV) == "1":
         raise RuntimeError(f"{HUGE_PAGES_ENV}=1 is set but PyTorch's CPU allocator does not use huge pages "
                            f"(transparent huge pages: {_thp_mode()!r})")
     # sys.orig_argv (Python 3.10+) keeps "-m module" and the interpreter's own options; on 3.9 the script

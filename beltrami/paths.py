@@ -5,18 +5,20 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from .environment import read
+
 PathLike = Union[str, os.PathLike]
 
 
 def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "beltrami"
+    return Path(read("XDG_CACHE_HOME") or Path.home() / ".cache") / "beltrami"
 
 
 def data_root(root: Optional[PathLike] = None) -> Path:
     """The data root: ``root`` > ``$BELTRAMI_DATA`` > ``$XDG_CACHE_HOME/beltrami/data``."""
     if root is not None:
         return Path(root).expanduser()
-    env = os.environ.get("BELTRAMI_DATA")
+    env = read("BELTRAMI_DATA")
     if env:
         return Path(env).expanduser()
     return _cache_home() / "data"
@@ -24,5 +26,5 @@ def data_root(root: Optional[PathLike] = None) -> Path:
 
 def cache_dir() -> Path:
     """Where processed tensors and encodings are cached: ``$BELTRAMI_CACHE`` or ``~/.cache/beltrami``."""
-    env = os.environ.get("BELTRAMI_CACHE")
+    env = read("BELTRAMI_CACHE")
     return Path(env).expanduser() if env else _cache_home()

@@ -34,3 +34,17 @@ print("ok")
 def test_beltrami_sets_no_warning_filter_and_its_solves_warn_nothing():
     out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_the_environment_is_read_in_one_module_and_every_variable_is_documented():
+    import re
+    from pathlib import Path
+
+    from beltrami.environment import VARIABLES
+
+    package = Path(__file__).resolve().parents[1] / "beltrami"
+    readers = [str(p.relative_to(package)) for p in package.rglob("*.py")
+               if re.search(r"os\.environ\.get|os\.getenv|os\.environ\[[^\]]+\](?!\s*=)", p.read_text())]
+    assert readers == ["environment.py"], readers
+    doc = (package.parent / "docs" / "architecture.md").read_text()
+    assert all(f"`{name}`" in doc for name in VARIABLES)

@@ -24,6 +24,7 @@ from typing import Tuple
 
 import torch
 
+from ..environment import read
 from .build_lock import build_lock
 
 CSRC = Path(__file__).with_name("csrc")
@@ -38,7 +39,7 @@ def compiler_available() -> bool:
     backend is offered only then."""
     from torch.utils.cpp_extension import is_ninja_available
 
-    return (all(src.is_file() for src in SOURCES + HEADERS) and shutil.which(os.environ.get("CXX", "c++")) is not None
+    return (all(src.is_file() for src in SOURCES + HEADERS) and shutil.which(read("CXX", "c++")) is not None
             and is_ninja_available())
 
 
@@ -82,7 +83,7 @@ def load() -> ModuleType:
 def build_folder(name: str) -> Path:
     """Where ``name`` is built: torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
     ``~/.cache/torch_extensions``), in a folder per Python and torch version (their ABIs differ)."""
-    root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(Path.home(), ".cache", "torch_extensions")
+    root = read("TORCH_EXTENSIONS_DIR") or os.path.join(Path.home(), ".cache", "torch_extensions")
     tag = f"py{sys.version_info.major}{sys.version_info.minor}_torch{torch.__version__.replace('+', '_')}"
     folder = Path(root) / tag / name
     folder.mkdir(parents=True, exist_ok=True)

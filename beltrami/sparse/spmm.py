@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from ..environment import read
 from ..graph import CSR, Graph
 from ..validation import check_choice, check_finite
 from . import cpu_kernels, ops, triton_kernels
@@ -52,7 +52,7 @@ def available_backends() -> Tuple[str, ...]:
 
 def resolve_backend(backend: Optional[str] = None) -> str:
     """``backend`` > ``$BELTRAMI_SPARSE_BACKEND`` > ``"torch"``; raises if the backend is unknown or missing."""
-    name = backend or os.environ.get("BELTRAMI_SPARSE_BACKEND") or "torch"
+    name = backend or read("BELTRAMI_SPARSE_BACKEND") or "torch"
     check_choice(name, BACKENDS, "sparse backend")
     if name not in available_backends():
         hint = {"torch_sparse": "pip install -e '.[sparse]' (builds from source in about 10 minutes)",
