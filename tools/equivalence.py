@@ -226,7 +226,9 @@ def main(argv=None) -> int:
     if not (Path(args.official_src) / "run_GNN.py").is_file():
         p.error(f"--official-src: no run_GNN.py in {args.official_src}")
     from beltrami.atomic import atomic_write_text
+    from beltrami.training.result import git_commit
 
+    commit = git_commit() or "unknown"  # the code this process imports, read before it runs
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets.split(","):
@@ -236,7 +238,6 @@ def main(argv=None) -> int:
                        f"{args.train_epochs} official epochs, tol_scale {off['tol_scale']:g}")
                 results[key] = compare(dataset, flow, off, getattr(torch, args.dtype), args.seed)
                 print(markdown({key: results[key]}), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "argv": sys.argv[1:]}
     if args.output:
         atomic_write_text(args.output, json.dumps({"meta": meta, "results": results}, indent=1))
