@@ -3,31 +3,36 @@ a_r . W h_j)`` over each row, then ``h'_i = sum_j a_ij W h_j`` (heads concatenat
 layer). O(E H) memory for the attention."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..graph import Graph
-from ..validation import check_node_input
+from ..sparse.spmm import BACKENDS
+from ..validation import check_choice, check_node_input
 from ..sparse import edge_softmax, spmm
 
 
 def gat_layer(graph: Graph, h: Tensor, att_l: Tensor, att_r: Tensor, slope: float, dropout: float,
-              training: bool) -> Tensor:
+              training: bool, backend: Optional[str] = None) -> Tensor:
     """One GAT aggregation: ``h`` ``[N, H, F']`` -> ``[N, H, F']``."""
     csr = graph.csr()
     s = (h * att_l).sum(-1).index_select(0, csr.row) + (h * att_r).sum(-1).index_select(0, csr.col)
     a = edge_softmax(csr, F.leaky_relu(s, slope))
     a = F.dropout(a, dropout, training)
-    return spmm(csr, a, h)
+    return spmm(csr, a, h, backend=backend)
 
 
 class GAT(nn.Module):
-    """Two-layer GAT (8 heads of 8 then one output head by default). Shapes: ``[N, F]`` -> ``[N, C]``."""
+    """Two-layer GAT (8 heads of 8 then one output head by default). Shapes: ``[N, F]`` -> ``[N, C]``.
+    ``backend``: the sparse kernels of the aggregation (default: ``$BELTRAMI_SPARSE_BACKEND`` or torch's)."""
 
     def __init__(self, in_channels: int, out_channels: int, graph: Graph, hidden: int = 8, heads: int = 8,
-                 dropout: float = 0.6, negative_slope: float = 0.2) -> None:
+                 dropout: float = 0.6, negative_slope: float = 0.2, backend: Optional[str] = None) -> None:
         super().__init__()
+        self.backend = check_choice(backend, (None,) + BACKENDS, "sparse backend")  # see beltrami.sparse.spmm
         self.in_channels, self.out_channels, self.hidden, self.heads = in_channels, out_channels, hidden, heads
         self.dropout, self.negative_slope = dropout, negative_slope
         self.graph = graph.coalesce().remove_self_loops().add_self_loops()
@@ -53,10 +58,12 @@ class GAT(nn.Module):
         check_node_input(x, self.graph.num_nodes, self.in_channels)
         n = x.shape[0]
         h = self.lin1(F.dropout(x, self.dropout, self.training)).view(n, self.heads, self.hidden)
-        h = gat_layer(self.graph, h, self.att1[0], self.att1[1], self.negative_slope, self.dropout, self.training)
+        h = gat_layer(self.graph, h, self.att1[0], self.att1[1], self.negative_slope, self.dropout, self.training,
+                      self.backend)
         h = F.elu(h.reshape(n, -1) + self.bias1)
         h = self.lin2(F.dropout(h, self.dropout, self.training)).view(n, 1, self.out_channels)
-        h = gat_layer(self.graph, h, self.att2[0], self.att2[1], self.negative_slope, self.dropout, self.training)
+        h = gat_layer(self.graph, h, self.att2[0], self.att2[1], self.negative_slope, self.dropout, self.training,
+                      self.backend)
         return h.mean(1) + self.bias2
 
     def __repr__(self) -> str:

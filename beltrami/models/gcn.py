@@ -3,13 +3,16 @@ after the aggregation as in the paper's code and PyG's ``GCNConv`` (added before
 scaled by its row sum of the normalised adjacency)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..functions.laplacian import normalised_weights
 from ..graph import Graph
-from ..validation import check_node_input
+from ..sparse.spmm import BACKENDS
+from ..validation import check_choice, check_node_input
 from ..sparse import spmm
 
 
@@ -21,16 +24,18 @@ def gcn_norm(graph: Graph) -> tuple:
 
 class GCN(nn.Module):
     """Two-layer GCN: ``relu(A_hat X W1^T + b1)``, dropout, ``A_hat H W2^T + b2``. Weights Glorot-uniform,
-    biases zero, as in the paper.
+    biases zero, as in the paper. ``backend``: the sparse kernels (default: ``$BELTRAMI_SPARSE_BACKEND`` or
+    torch's).
 
     Shapes:
         ``x`` ``[N, in_channels]`` -> ``[N, out_channels]``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, graph: Graph, hidden: int = 64,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, backend: Optional[str] = None) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.hidden, self.dropout = in_channels, out_channels, hidden, dropout
+        self.backend = check_choice(backend, (None,) + BACKENDS, "sparse backend")  # see beltrami.sparse.spmm
         self.graph, values = gcn_norm(graph)
         self.register_buffer("values", values, persistent=False)
         self.lin1 = nn.Linear(in_channels, hidden, bias=False)
@@ -52,9 +57,9 @@ class GCN(nn.Module):
     def forward(self, x: Tensor, pos: Tensor = None) -> Tensor:
         check_node_input(x, self.graph.num_nodes, self.in_channels)
         h = F.dropout(x, self.dropout, self.training)
-        h = F.relu(spmm(self.graph, self.values, self.lin1(h)) + self.bias1)
+        h = F.relu(spmm(self.graph, self.values, self.lin1(h), backend=self.backend) + self.bias1)
         h = F.dropout(h, self.dropout, self.training)
-        return spmm(self.graph, self.values, self.lin2(h)) + self.bias2
+        return spmm(self.graph, self.values, self.lin2(h), backend=self.backend) + self.bias2
 
     def __repr__(self) -> str:
         return f"GCN({self.in_channels}, {self.out_channels}, hidden={self.hidden})"

@@ -14,8 +14,6 @@ Backends:
       gradients in one pass. With it, a time-dependent Beltrami flow with dot-product attention and a row
       softmax computes scores, softmax, head mean and aggregation in one fused kernel
       (``beltrami::attention_diffusion``).
-    - ``"pyg_lib"``: the hook for pyg-lib's segment matmul; it has no installable build here, so asking for
-      it raises a clear error instead of silently falling back.
 """
 from __future__ import annotations
 
@@ -31,7 +29,7 @@ from ..graph import CSR, Graph
 from ..validation import check_choice, check_finite
 from . import cpu_kernels, ops, triton_kernels
 
-BACKENDS = ("torch", "torch_sparse", "cpp", "pyg_lib")
+BACKENDS = ("torch", "torch_sparse", "cpp")
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,8 +43,6 @@ def available_backends() -> Tuple[str, ...]:
         found.append("torch_sparse")
     if cpu_kernels.compiler_available() or (triton_kernels.available() and torch.cuda.is_available()):
         found.append("cpp")  # without a compiler, its CUDA half (Triton) alone
-    if importlib.util.find_spec("pyg_lib") is not None:
-        found.append("pyg_lib")
     return tuple(found)
 
 
@@ -57,11 +53,8 @@ def resolve_backend(backend: Optional[str] = None) -> str:
     if name not in available_backends():
         hint = {"torch_sparse": "pip install -e '.[sparse]' (builds from source in about 10 minutes)",
                 "cpp": "it needs a C++ compiler ($CXX or c++) and ninja (pip install ninja); "
-                       "use backend='torch'"}.get(
-                    name, "pyg-lib publishes no wheel for this torch/platform; use backend='torch'")
+                       "use backend='torch'"}[name]
         raise ImportError(f"sparse backend {name!r} is not installed: {hint}")
-    if name == "pyg_lib":  # pragma: no cover - not installable on this machine
-        raise NotImplementedError("the pyg_lib backend is a hook: implement csr_spmm with pyg_lib.ops here")
     return name
 
 

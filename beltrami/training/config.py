@@ -113,7 +113,7 @@ class FitConfig:
     seeds: Optional[List[int]] = None    # explicit seeds (overrides seed/runs)
     device: str = "cpu"
     compile: str = "eager"               # eager / script / compile (the diffusion function)
-    sparse_backend: Optional[str] = None # BLEND's SpMM kernel: torch, torch_sparse, cpp (None: $BELTRAMI_SPARSE_BACKEND
+    sparse_backend: Optional[str] = None # every model's SpMM kernel: torch, torch_sparse, cpp (None: $BELTRAMI_SPARSE_BACKEND
                                          # or torch; see beltrami.sparse.spmm)
     pool_memory: bool = False            # big CPU tensors reuse freed blocks of their size: no page faults
                                          # (process-wide; needs the C++ kernels; see beltrami.allocator)

@@ -53,9 +53,10 @@ def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]
     """The model ``cfg.model`` for ``ds``, diffusing on ``graph`` with coordinates ``pos``."""
     f, c = ds.num_features, ds.num_classes
     if cfg.model == "gcn":
-        return GCN(f, c, ds.graph, hidden=cfg.hidden, dropout=cfg.dropout)
+        return GCN(f, c, ds.graph, hidden=cfg.hidden, dropout=cfg.dropout, backend=cfg.sparse_backend)
     if cfg.model == "gat":
-        return GAT(f, c, ds.graph, hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout)
+        return GAT(f, c, ds.graph, hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout,
+                   backend=cfg.sparse_backend)
     solver_options = {k: v for k, v in (("adjoint_scheme", cfg.adjoint_scheme), ("adjoint_rtol", cfg.adjoint_rtol),
                                         ("adjoint_atol", cfg.adjoint_atol),
                                         ("adjoint_step_size", cfg.adjoint_step_size)) if v is not None}

@@ -21,7 +21,7 @@ from .conftest import DEVICE, record, synced
 
 pytestmark = pytest.mark.benchmark
 D = 64
-KERNELS = [b for b in available_backends() if b != "pyg_lib"]  # torch; torch_sparse and cpp where present
+KERNELS = list(available_backends())  # torch; torch_sparse and cpp where present
 
 
 def spmm_bytes(g, d):

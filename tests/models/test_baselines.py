@@ -76,3 +76,26 @@ def test_fit_builds_baselines_as_configured(small):
     assert (gcn.hidden, gcn.dropout) == (8, 0.0)
     paper = beltrami.FitConfig.build("cora", "paper", model="gat")
     assert (paper.hidden, paper.heads, paper.dropout) == (8, 8, 0.6)  # the GAT paper's Planetoid settings
+
+
+@pytest.mark.parametrize("model", ["gcn", "gat"])
+def test_baselines_honour_the_sparse_backend(model):
+    """GCN and GAT ignored sparse_backend (read $BELTRAMI_SPARSE_BACKEND on every call); now each kernel
+    gives the same logits and fit passes the option on."""
+    from beltrami.sparse import available_backends
+
+    g = random_graph(n=12, m=40).symmetrize()
+    x = torch.randn(12, 5)
+    outs = []
+    for backend in available_backends():
+        torch.manual_seed(0)
+        net = (GCN(5, 3, g, hidden=4, dropout=0.0, backend=backend) if model == "gcn"
+               else GAT(5, 3, g, hidden=2, heads=2, dropout=0.0, backend=backend)).eval()
+        assert net.backend == backend
+        outs.append(net(x))
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown sparse backend 'cusparse'"):
+        GCN(5, 3, g, backend="cusparse") if model == "gcn" else GAT(5, 3, g, backend="cusparse")
+    res = beltrami.fit("cora", preset="paper", model=model, epochs=1, sparse_backend="torch", progress=False)
+    assert res.trained_model.backend == "torch"
