@@ -71,14 +71,7 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
 
     if hasattr(func, "set_initial"):
         func.set_initial(z0)
-    reg = options.get("regularization") or Regularization()
-    if not isinstance(reg, Regularization):
-        raise TypeError(f"regularization must be a beltrami.regularization.Regularization, got {type(reg).__name__}")
-    if reg.active and cls.implicit:
-        raise ValueError(f"regularization needs an explicit or adaptive scheme, not {cls.name}")
-    aug = AugmentedDynamics(func, z0.shape, reg, hutchinson_noise(z0, reg)) if reg.active else None
-    adjoint_adaptive = backprop == "adjoint" and get_scheme(options.get("adjoint_scheme", cls.name)).adaptive
-    counter = counted(func if aug is None else aug, cls.name, cls.adaptive, adjoint_adaptive)
+    counter, aug, reg = _counted_dynamics(func, z0, cls, backprop, options)
     extra = {"linear_iterations": 0, "adjoint_linear_iterations": 0, "adjoint_steps": 0}
     final: list = []  # the state at t1, when save_fn was applied as the states were reached
     save = _streamed(save_fn, len(ts) - 1, final) if aug is None else None
@@ -106,6 +99,19 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
                    backprop=backprop, counter=counter, extra=extra)
     sol._nfe_forward = counter.forward_calls
     return sol
+
+
+def _counted_dynamics(func: nn.Module, z0: Tensor, cls, backprop: str, options):
+    """What the schemes evaluate, counted: ``func``, or its dynamics augmented with the RNODE terms of
+    ``options["regularization"]``; and that augmentation (or None) and the regularization."""
+    reg = options.get("regularization") or Regularization()
+    if not isinstance(reg, Regularization):
+        raise TypeError(f"regularization must be a beltrami.regularization.Regularization, got {type(reg).__name__}")
+    if reg.active and cls.implicit:
+        raise ValueError(f"regularization needs an explicit or adaptive scheme, not {cls.name}")
+    aug = AugmentedDynamics(func, z0.shape, reg, hutchinson_noise(z0, reg)) if reg.active else None
+    adjoint_adaptive = backprop == "adjoint" and get_scheme(options.get("adjoint_scheme", cls.name)).adaptive
+    return counted(func if aug is None else aug, cls.name, cls.adaptive, adjoint_adaptive), aug, reg
 
 
 def _implicit(cls, counter: CountedFunction, z0: Tensor, ts, step_size: float, backprop: str, max_steps: int,

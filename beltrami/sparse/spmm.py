@@ -27,7 +27,7 @@ from torch import Tensor
 from ..environment import read
 from ..graph import CSR, Graph
 from ..validation import check_choice, check_finite
-from . import cpu_kernels, ops, triton_kernels
+from . import cpu_kernels, fused_ops, ops, triton_kernels  # noqa: F401 (fused_ops registers its ops)
 
 BACKENDS = ("torch", "torch_sparse", "cpp")
 

@@ -194,13 +194,14 @@ def _paper(time, tol_scale, adjoint, hidden, feat, pos, pos_type, gdc_k, heads, 
     return d
 
 
-# One row per dataset of best-params.md, at the official code's full precision (best-params.md rounds to four
-# digits: Cora's T = 18.29 for 18.2948 moved z(T) by 2e-4 of its size against the official model in
-# tools/equivalence.py, more than the solver's tolerance). The official adjoint_method adaptive_heun is not among our
-# schemes: bosh3 (also an adaptive explicit pair, one order higher) replaces it. Some values come from the
-# official code where best-params.md is silent or differs (exact, earlystopxT: see the module docstring):
+# One row per dataset of the tuned values published with the official code (its best_params.py), at full
+# precision: rounded to four digits, Cora's T = 18.29 for 18.2948 moved z(T) by 2e-4 of its size against the
+# official model in tools/equivalence.py, more than the solver's tolerance. The official adjoint_method
+# adaptive_heun is not among our schemes: bosh3 (also an adaptive explicit pair, one order higher) replaces
+# it. Some values come from the official runner where the tuned values are silent or differ (exact,
+# earlystopxT: see the module docstring):
 # - attention_norm_idx (norm_idx) is 1 for Cora, CiteSeer and Coauthor CS but 0 (rows) for PubMed,
-#   Computers, Photo and ogbn-arxiv; best-params.md says 1 everywhere.
+#   Computers, Photo and ogbn-arxiv.
 # - CiteSeer's exp_kernel with beltrami=True is the product of a feature kernel and a positional kernel,
 #   each with its own projections and scales: our exp_product.
 PAPER: Dict[str, Dict[str, Any]] = {

@@ -256,7 +256,7 @@ def test_cuda_device_without_cuda_is_refused():
 
 def test_paper_presets_follow_best_params():
     cfg = FitConfig.build("cora", "paper")
-    # the official code's values at full precision (best-params.md prints them to four digits)
+    # the official code's values at full precision (not rounded to four digits)
     assert (round(cfg.time, 2), cfg.scheme, cfg.heads, cfg.attention_dim, cfg.optimizer) == (18.29, "dopri5", 8, 128,
                                                                                             "adamax")
     assert cfg.time == 18.294754260552843 and cfg.lr == 0.022924849756740397
