@@ -11,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # about 4 minutes of the 2-core CI's 10; run with -m slow before changing benchmarks/
 @pytest.mark.skipif(shutil.which("asv") is None, reason="asv is not installed")
 def test_asv_quick_runs_every_benchmark(tmp_path):
     env = {**os.environ, "BELTRAMI_ASV_SMOKE": "1"}
