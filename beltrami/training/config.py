@@ -116,9 +116,9 @@ class FitConfig:
     sparse_backend: Optional[str] = None # every model's SpMM kernel: torch, torch_sparse, cpp (None: $BELTRAMI_SPARSE_BACKEND
                                          # or torch; see beltrami.sparse.spmm)
     pool_memory: bool = False            # big CPU tensors reuse freed blocks of their size: no page faults
-                                         # (process-wide; needs the C++ kernels; see beltrami.allocator)
+                                         # (for the fit's duration; needs the C++ kernels; see beltrami.allocator)
     keep_freed_memory: bool = False      # glibc malloc keeps freed memory: no page faults for big CPU tensors
-                                         # (process-wide; see beltrami.allocator)
+                                         # (for the fit's duration; see beltrami.allocator)
     checkpoint_dir: Optional[str] = None
     checkpoint_every: int = 0            # epochs between checkpoints (0: none)
     resume: bool = False

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import copy
 import random
-from contextlib import ExitStack, contextmanager
 import time
 import warnings
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
