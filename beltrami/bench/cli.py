@@ -171,18 +171,19 @@ def _load(name: str, args: argparse.Namespace):
 def summary_table(names: Sequence[str], args: argparse.Namespace, console: Console) -> Dict[str, Any]:
     """Load each dataset and tabulate its summary; a dataset whose files are missing gets a row saying so
     and its error (which names the file and URL) printed under the table. Returns the loaded datasets."""
-    table = Table(title=f"datasets in {data_root(args.root)}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for col, justify in (("dataset", "left"), ("nodes", "right"), ("edges", "right"), ("features", "right"),
-                         ("classes", "right"), ("split", "left"), ("train/val/test", "left"), ("files", "left")):
-        table.add_column(col, justify=justify)
+    table = Table(title=f"datasets in {data_root(args.root)}", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    for col, justify in (("dataset", "left"), ("nodes", "right"), ("edges", "right"), ("feat.", "right"),
+                         ("cls", "right"), ("split", "left"), ("train/val/test", "left"), ("files", "left")):
+        table.add_column(col, justify=justify, no_wrap=True)
     notes, loaded = [], {}
     for name in names:
         status = file_status(name, args.root)
         try:
             ds = _load(name, args)
-        except DatasetFileError as err:
-            table.add_row(name, *["-"] * 6, f"[red]{status}[/red]")
-            notes.append(f"[yellow]{name}[/yellow]: {err}")
+        except DatasetFileError as err:  # the row says so in a word; which files, and where from, below it
+            table.add_row(name, *["-"] * 6, "[red]missing[/red]")
+            notes.append(f"[yellow]{name}[/yellow]: {status}. {err}")
             continue
         loaded[name] = ds
         s = ds.summary()
