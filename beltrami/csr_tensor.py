@@ -31,5 +31,7 @@ def beta_warning_off() -> Iterator[None]:
 
 def sparse_csr(crow: Tensor, col: Tensor, values: Tensor, shape: Tuple[int, int]) -> Tensor:
     """``torch.sparse_csr_tensor`` without invariant checks (the callers' index tensors are built valid)."""
+    if _warned:  # every call after the first (the torch backend's SpMM makes one per product): no filter
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
     with beta_warning_off():
         return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
