@@ -18,8 +18,8 @@ from .functions import (
     compile_function,
 )
 from .graph import Graph
-from .regularization import Regularization
 from .solvers import SCHEMES, Solution, SolverError, solve
+from .solvers.regularization import Regularization
 from .models import BLEND, GAT, GCN
 from .sparse import edge_softmax, spmm
 from .training import FitConfig, FitResult, TrainingDivergedError, fit

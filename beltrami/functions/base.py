@@ -2,46 +2,14 @@
 tensors as (non-persistent) buffers, a sparse kernel choice, and the initial state for source terms."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from ..graph import CSR, Graph
+from ..graph import Graph
 from ..sparse.spmm import backend_id
 from ..validation import check_features
-
-
-class LinearOperator(NamedTuple):
-    """The affine form ``f(t, z) = L z + c`` of a function at a linearisation point, for implicit schemes.
-
-    ``apply(v, tensors)``: ``L v`` computed from ``tensors`` (the non-parameter tensors ``L`` depends on, such
-    as frozen attention values), so an adjoint can rebind them to detached leaves; ``constant``: ``c`` (None
-    for zero); ``symmetric``: whether ``L`` is symmetric (then CG applies).
-    """
-
-    apply: Callable[[Tensor, Tuple[Tensor, ...]], Tensor]
-    tensors: Tuple[Tensor, ...]
-    constant: Optional[Tensor]
-    symmetric: bool
-
-    def matvec(self, v: Tensor) -> Tensor:
-        return self.apply(v, self.tensors)
-
-
-class AffineForm(NamedTuple):
-    """``f(t, z) = L z + c`` with ``L`` a sparse matrix on a graph's CSR pattern, for solvers that evaluate
-    and differentiate such an f themselves (:mod:`beltrami.solvers.affine`).
-
-    ``index``: the pattern's :class:`~beltrami.graph.CSR` index tensors (with its transpose); ``values``:
-    ``L``'s entries in CSR order ``[E]``; ``source``: ``c`` ``[N, D]`` or None; ``backend``: the kernel id of
-    :func:`~beltrami.sparse.spmm.backend_id`. Gradients of ``values`` and ``source`` reach whatever they
-    were computed from."""
-
-    index: CSR
-    values: Tensor
-    source: Optional[Tensor]
-    backend: int
 
 
 def diffusion_bound(z0: Tensor, contracts: Optional[str], source_weight: float, t: float) -> Optional[float]:

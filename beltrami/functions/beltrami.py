@@ -21,10 +21,11 @@ import torch
 from torch import Tensor, nn
 
 from ..graph import CSR, Graph
+from ..solvers.interfaces import AffineForm, LinearOperator
 from ..sparse import triton_kernels
 from ..sparse.ops import CPP
 from .attention import EdgeAttention
-from .base import AffineForm, GraphODEFunction, LinearOperator, diffusion_bound
+from .base import GraphODEFunction, diffusion_bound
 
 
 class _AttentionDiffusion(GraphODEFunction):

@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 
 from ..graph import Graph
+from ..solvers.interfaces import LinearOperator
 from ..validation import check_choice, check_finite
-from .base import GraphODEFunction, LinearOperator, diffusion_bound
+from .base import GraphODEFunction, diffusion_bound
 
 NORMS = ("sym", "rw", "none")
 

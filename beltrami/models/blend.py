@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..functions import BeltramiDiffusion, FrozenAttentionDiffusion
 from ..graph import Graph
 from ..validation import check_choice, check_int, check_node_input, check_real, optional_real
-from ..regularization import Regularization
+from ..solvers.regularization import Regularization
 from ..solvers import Solution, get_scheme, solve
 from ..solvers.solve import BACKPROP, check_step_options
 from .encoders import FeatureEncoder, PositionalEncoder

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ..csr_tensor import sparse_csr
-from ..functions.base import AffineForm
+from .interfaces import AffineForm
 from ..sparse.ops import TORCH
 from .runge_kutta import Step, Tableau, integrate_adaptive
 from .solution import CountedFunction

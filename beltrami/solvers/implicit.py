@@ -1,7 +1,7 @@
 """Implicit theta schemes: backward Euler (theta = 1, order 1) and Crank-Nicolson (theta = 1/2, order 2).
 
-A step from ``z_n`` to ``z_{n+1}`` writes the function at ``z_n`` in affine form ``f(z) = L z + c``
-(:meth:`linear_operator`: exact for linear diffusion and frozen attention; for the time-dependent
+A function with ``linear_operator(t, z)`` (the graph diffusions here) gives a step from ``z_n`` to
+``z_{n+1}`` its affine form at ``z_n``, ``f(z) = L z + c`` (exact for linear diffusion and frozen attention; for the time-dependent
 Beltrami flow the attention is evaluated at the start of the step, a *linearly implicit* scheme) and solves
 
     (I - h theta L) z_{n+1} = z_n + h (1 - theta) L z_n + h c
@@ -15,19 +15,24 @@ converges in a few iterations and the scheme stays stable at any step size.
 Backprop: ``direct`` differentiates through the Krylov iterations; ``adjoint`` uses
 :class:`~beltrami.solvers.adjoint.LinearSolve`, which solves the transposed system in backward and keeps only
 each step's solution (memory O(steps N D), independent of the Krylov iterations).
+
+Any other function (a user's ``nn.Module``) is stepped by matrix-free Newton-Krylov
+(:mod:`~beltrami.solvers.newton`): the fully implicit scheme, orders 1 and 2 for nonlinear f too.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor
 
-from ..functions.base import LinearOperator
+from .interfaces import LinearOperator
 from .adjoint import LinearSolve
 from .base import Scheme, register
 from .krylov import KRYLOV, solve_or_raise
+from .newton import JacobianProducts, NewtonSettings, ThetaStep, newton_step
 from .solution import CountedFunction, SolverError, _CountBackward
 
 
@@ -57,9 +62,6 @@ def step_grid(ts: List[float], step_size: float) -> List[float]:
 
 def _operator(counter: CountedFunction, t: Tensor, z: Tensor) -> LinearOperator:
     func = counter.func
-    if not hasattr(func, "linear_operator"):
-        raise ValueError(f"implicit schemes need a function with linear_operator(t, z) (the affine form of f "
-                         f"at z); {type(func).__name__} has none. Use an explicit or adaptive scheme.")
     counter.forward_calls += 1  # building the operator evaluates the attention (or nothing: still one unit)
     op = func.linear_operator(t, z)
 
@@ -74,46 +76,63 @@ def _operator(counter: CountedFunction, t: Tensor, z: Tensor) -> LinearOperator:
 
 
 def integrate_theta(scheme: Theta, counter: CountedFunction, z0: Tensor, ts: List[float], step_size: float,
-                    adjoint: bool, krylov: str, tol: float, max_iter: int, max_steps: int,
+                    adjoint: bool, settings: NewtonSettings, max_steps: int,
                     stats: Dict[str, int]) -> Tuple[Tensor, List[Tensor]]:
-    """Integrate over ``ts`` (requested times, ascending); returns the final state and the states at ``ts``."""
+    """Integrate over ``ts`` (requested times, ascending); returns the final state and the states at ``ts``.
+    ``settings``: the Krylov choice and tolerances (and Newton's, for functions without a linear operator)."""
     grid = step_grid(ts, step_size)
     if len(grid) - 1 > max_steps:
         raise SolverError(f"{scheme.name}: {len(grid) - 1} steps of size <= {step_size} exceed max_steps={max_steps}")
-    theta = scheme.theta
     params = tuple(p for p in counter.func.parameters() if p.requires_grad)
+    linear = hasattr(counter.func, "linear_operator")
+    if not linear:
+        stats.setdefault("newton_iterations", 0)
+        products = JacobianProducts(counter)
     z = z0
     out = [z0]
     want = iter(ts[1:])
     next_t = next(want, None)
     for t_a, t_b in zip(grid[:-1], grid[1:]):
-        h = t_b - t_a
-        counter.callback_step(t_a, z, h)
-        t = torch.tensor(t_a, dtype=z.dtype, device=z.device)
-        op = _operator(counter, t, z)
-        rhs = z
-        if theta < 1.0:
-            rhs = rhs + h * (1.0 - theta) * op.matvec(z)
-        if op.constant is not None:
-            rhs = rhs + h * op.constant
-        solver = KRYLOV[_krylov_name(krylov, op)]
-        where = f"{scheme.name} at t={t_a:.6g} (step {h:.3g})"
-
-        def solve(mv, b, x0, solver=solver, where=where):
-            return solve_or_raise(solver, mv, b, x0, tol, max_iter, where)
-
-        if adjoint:
-            z = LinearSolve.apply(rhs, z, op, h * theta, solve, stats, *op.tensors, *params)
+        counter.callback_step(t_a, z, t_b - t_a)
+        if linear:
+            z = _linear_step(scheme, counter, z, t_a, t_b, adjoint, settings, params, stats)
         else:
-            res = solve(lambda v: v - h * theta * op.matvec(v), rhs, z)
-            stats["linear_iterations"] += res.iterations
-            z = res.x
+            step = ThetaStep(counter, products, t_a, t_b, scheme.theta, _newton_krylov(settings), stats)
+            z = newton_step(step, z, adjoint, params)
         if not bool(torch.isfinite(z).all()):
-            raise SolverError(f"{scheme.name}: non-finite state at t={t_b:.6g} after a step of size {h:.3g}")
+            raise SolverError(f"{scheme.name}: non-finite state at t={t_b:.6g} after a step of size {t_b - t_a:.3g}")
         if next_t is not None and abs(t_b - next_t) <= 1e-9 * max(1.0, abs(next_t)):
             out.append(z)
             next_t = next(want, None)
     return z, out
+
+
+def _linear_step(scheme: Theta, counter: CountedFunction, z: Tensor, t_a: float, t_b: float, adjoint: bool,
+                 settings: NewtonSettings, params: Tuple[Tensor, ...], stats: Dict[str, int]) -> Tensor:
+    """One step of the (linearly) implicit scheme through ``f``'s linear operator at ``z``."""
+    h, theta = t_b - t_a, scheme.theta
+    op = _operator(counter, torch.tensor(t_a, dtype=z.dtype, device=z.device), z)
+    rhs = z
+    if theta < 1.0:
+        rhs = rhs + h * (1.0 - theta) * op.matvec(z)
+    if op.constant is not None:
+        rhs = rhs + h * op.constant
+    solver = KRYLOV[_krylov_name(settings.krylov, op)]
+    where = f"{scheme.name} at t={t_a:.6g} (step {h:.3g})"
+
+    def solve(mv, b, x0):
+        return solve_or_raise(solver, mv, b, x0, settings.krylov_tol, settings.krylov_max_iter, where)
+
+    if adjoint:
+        return LinearSolve.apply(rhs, z, op, h * theta, solve, stats, *op.tensors, *params)
+    res = solve(lambda v: v - h * theta * op.matvec(v), rhs, z)
+    stats["linear_iterations"] += res.iterations
+    return res.x
+
+
+def _newton_krylov(settings: NewtonSettings) -> NewtonSettings:
+    """Without an operator nothing says the Jacobian is symmetric: ``auto`` means BiCGStab."""
+    return settings if settings.krylov != "auto" else dataclasses.replace(settings, krylov="bicgstab")
 
 
 def _krylov_name(krylov: str, op: LinearOperator) -> str:

@@ -126,8 +126,9 @@ class Solution:
     def stats(self) -> Dict[str, int]:
         """``nfe_forward`` (evaluations of f during the solve), ``nfe_backward`` (direct: backward passes
         through evaluations of f; adjoint: evaluations of the augmented dynamics), ``steps`` (steps attempted
-        in forward), ``rejected_steps``, ``linear_iterations`` (Krylov iterations, implicit schemes)
-        and for adjoint ``adjoint_steps``."""
+        in forward), ``rejected_steps``, ``linear_iterations`` (Krylov iterations, implicit schemes),
+        ``newton_iterations`` (implicit schemes on a function without a linear operator) and for adjoint
+        ``adjoint_steps``. A Jacobian-vector product counts as one evaluation of f."""
         c = self.counter
         if self.backprop == "adjoint":
             nfe_backward = c.forward_calls - self._nfe_forward
@@ -135,6 +136,8 @@ class Solution:
             nfe_backward = c.backward_calls
         s = {"nfe_forward": self._nfe_forward, "nfe_backward": nfe_backward, "steps": c.steps,
              "rejected_steps": c.rejected, "linear_iterations": int(self.extra.get("linear_iterations", 0))}
+        if "newton_iterations" in self.extra:
+            s["newton_iterations"] = int(self.extra["newton_iterations"])
         if self.backprop == "adjoint":
             s["adjoint_steps"] = c.adjoint_steps + int(self.extra.get("adjoint_steps", 0))
             s["adjoint_linear_iterations"] = int(self.extra.get("adjoint_linear_iterations", 0))

@@ -8,12 +8,13 @@ import torch
 import torchdiffeq
 from torch import Tensor, nn
 
-from ..regularization import AugmentedDynamics, Regularization, hutchinson_noise
 from ..validation import check_choice, check_finite, check_int, check_options, check_real, optional_real
-from .base import get_scheme
-from .implicit import integrate_theta
 from .adjoint import adjoint_with_history
 from .affine import solve_affine
+from .base import get_scheme
+from .implicit import integrate_theta
+from .newton import NewtonSettings
+from .regularization import AugmentedDynamics, Regularization, hutchinson_noise
 from .runge_kutta import TABLEAUS, integrate_adaptive
 from .solution import CountedFunction, Solution, SolverError, counted
 
@@ -21,7 +22,7 @@ from .solution import CountedFunction, Solution, SolverError, counted
 BACKPROP = ("direct", "adjoint")
 KRYLOV_CHOICES = ("auto", "cg", "bicgstab")
 OPTIONS = ("adjoint_scheme", "adjoint_rtol", "adjoint_atol", "adjoint_step_size", "krylov", "krylov_tol",
-           "krylov_max_iter", "t0", "validate", "regularization")
+           "krylov_max_iter", "newton_tol", "newton_max_iter", "t0", "validate", "regularization")
 
 
 def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", step_size: Optional[float] = None,
@@ -36,7 +37,8 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
         z0: initial state ``[N, D]`` (any shape for explicit/adaptive schemes).
         t1: end time (> t0).
         scheme: ``euler``, ``rk4`` (fixed step), ``dopri5``, ``bosh3`` (adaptive), ``implicit_euler``,
-            ``crank_nicolson`` (implicit; need ``func.linear_operator``). Aliases: see ``SCHEMES``.
+            ``crank_nicolson`` (implicit: through ``func.linear_operator`` where f has one, else by
+            Newton-Krylov with autograd Jacobian-vector products). Aliases: see ``SCHEMES``.
         step_size: step of fixed-step and implicit schemes (required there).
         rtol, atol: tolerances of adaptive schemes (default 1e-7 and 1e-9, torchdiffeq's).
         backprop: ``direct`` (autograd through the steps) or ``adjoint`` (torchdiffeq's continuous adjoint
@@ -49,9 +51,10 @@ def solve(func: nn.Module, z0: Tensor, t1: float, *, scheme: str = "dopri5", ste
             logits at many times for the memory of one state).
         options: ``adjoint_scheme``/``adjoint_rtol``/``adjoint_atol``/``adjoint_step_size`` (backward
             solve; default the forward's), ``krylov`` (``auto``, ``cg``, ``bicgstab``), ``krylov_tol``
-            (default 1e-8 in float64, 1e-5 in float32), ``krylov_max_iter`` (200), ``t0`` (0.0),
+            (default 1e-8 in float64, 1e-5 in float32), ``krylov_max_iter`` (200), ``newton_tol`` (Newton's
+            tolerance on ``max |G(z)| / (1 + max |z|)``; default ``krylov_tol``), ``newton_max_iter`` (20), ``t0`` (0.0),
             ``validate`` (check ``z0``; default True), ``regularization`` (a
-            :class:`~beltrami.regularization.Regularization`: RNODE kinetic / Jacobian terms integrated as
+            :class:`~beltrami.Regularization`: RNODE kinetic / Jacobian terms integrated as
             augmented state, explicit and adaptive schemes; read them from ``Solution.regularization``).
 
     Returns:
@@ -106,7 +109,7 @@ def _counted_dynamics(func: nn.Module, z0: Tensor, cls, backprop: str, options):
     ``options["regularization"]``; and that augmentation (or None) and the regularization."""
     reg = options.get("regularization") or Regularization()
     if not isinstance(reg, Regularization):
-        raise TypeError(f"regularization must be a beltrami.regularization.Regularization, got {type(reg).__name__}")
+        raise TypeError(f"regularization must be a beltrami.Regularization, got {type(reg).__name__}")
     if reg.active and cls.implicit:
         raise ValueError(f"regularization needs an explicit or adaptive scheme, not {cls.name}")
     aug = AugmentedDynamics(func, z0.shape, reg, hutchinson_noise(z0, reg)) if reg.active else None
@@ -119,8 +122,9 @@ def _implicit(cls, counter: CountedFunction, z0: Tensor, ts, step_size: float, b
     krylov = options.get("krylov", "auto")
     check_choice(krylov, KRYLOV_CHOICES, "krylov method")
     tol = options.get("krylov_tol", 1e-8 if z0.dtype == torch.float64 else 1e-5)
-    z, states = integrate_theta(cls, counter, z0, ts, step_size, backprop == "adjoint", krylov, tol,
-                                int(options.get("krylov_max_iter", 200)), max_steps, extra)
+    settings = NewtonSettings(tol=options.get("newton_tol", tol), max_iter=int(options.get("newton_max_iter", 20)),
+                              krylov=krylov, krylov_tol=tol, krylov_max_iter=int(options.get("krylov_max_iter", 200)))
+    z, states = integrate_theta(cls, counter, z0, ts, step_size, backprop == "adjoint", settings, max_steps, extra)
     return z, torch.stack(states)
 
 
@@ -201,7 +205,7 @@ def check_step_options(cls, step_size, rtol, atol) -> None:
 
 
 def _affine_form(func: nn.Module, cls, backprop: str):
-    """f's :class:`~beltrami.functions.base.AffineForm` where the affine solver applies (an adaptive scheme
+    """f's :class:`~beltrami.solvers.interfaces.AffineForm` where the affine solver applies (an adaptive scheme
     with direct backprop, f affine on a graph), else None."""
     if not (cls.adaptive and cls.method in TABLEAUS and backprop == "direct"):
         return None

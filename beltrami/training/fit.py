@@ -28,7 +28,7 @@ from ..datasets.load import canonical_name
 from ..functions import compile_function
 from ..graph import Graph
 from ..models import BLEND, GAT, GCN
-from ..regularization import Regularization
+from ..solvers.regularization import Regularization
 from ..solvers import SolverError
 from ..sparse import release_buffers
 from ..validation import check_writable_file

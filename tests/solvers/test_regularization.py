@@ -4,7 +4,7 @@ import torch
 
 from beltrami.functions import BeltramiDiffusion
 from beltrami.models import BLEND
-from beltrami.regularization import Regularization, hutchinson_noise
+from beltrami.solvers.regularization import Regularization, hutchinson_noise
 from beltrami.solvers import solve
 from beltrami.sparse import available_backends
 
