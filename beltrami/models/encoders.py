@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
+from ..validation import check_node_input
 from .input_projection import ProjectionCache, project
+
+
+def with_positions(x: Tensor, pos: Optional[Tensor], num_nodes: int, in_channels: int, pos_channels: int) -> Tensor:
+    """A baseline's input: ``x`` ``[N, F]``, or ``[x, pos]`` ``[N, F + P]`` when it was built with
+    ``pos_channels = P > 0`` (``pos`` dense or sparse, e.g. PPR rows; made dense: the baselines' first layer
+    is a dense linear map)."""
+    check_node_input(x, num_nodes, in_channels, "x")
+    if pos_channels == 0:
+        if pos is not None:
+            raise ValueError("pos was given to a model built with pos_channels=0: build it with "
+                             f"pos_channels={pos.shape[-1]} to use the coordinates, or pass pos=None")
+        return x
+    if pos is None:
+        raise ValueError(f"this model was built with pos_channels={pos_channels}: pass pos")
+    check_node_input(pos, num_nodes, pos_channels, "pos")
+    dense = pos if pos.layout == torch.strided else pos.to_dense()
+    return torch.cat([x, dense.to(x.dtype)], dim=1)
 
 
 class PositionalEncoder(nn.Module):

@@ -11,8 +11,9 @@ from torch import Tensor, nn
 
 from ..graph import Graph
 from ..sparse.spmm import BACKENDS
-from ..validation import check_choice, check_node_input
+from ..validation import check_choice, check_int
 from ..sparse import edge_softmax, spmm
+from .encoders import with_positions
 
 
 def gat_layer(graph: Graph, h: Tensor, att_l: Tensor, att_r: Tensor, slope: float, dropout: float,
@@ -27,16 +28,19 @@ def gat_layer(graph: Graph, h: Tensor, att_l: Tensor, att_r: Tensor, slope: floa
 
 class GAT(nn.Module):
     """Two-layer GAT (8 heads of 8 then one output head by default). Shapes: ``[N, F]`` -> ``[N, C]``.
-    ``backend``: the sparse kernels of the aggregation (default: ``$BELTRAMI_SPARSE_BACKEND`` or torch's)."""
+    ``backend``: the sparse kernels of the aggregation (default: ``$BELTRAMI_SPARSE_BACKEND`` or torch's).
+    ``pos_channels`` > 0: positional coordinates ``pos`` ``[N, pos_channels]`` are concatenated to the features."""
 
     def __init__(self, in_channels: int, out_channels: int, graph: Graph, hidden: int = 8, heads: int = 8,
-                 dropout: float = 0.6, negative_slope: float = 0.2, backend: Optional[str] = None) -> None:
+                 dropout: float = 0.6, negative_slope: float = 0.2, backend: Optional[str] = None,
+                 pos_channels: int = 0) -> None:
         super().__init__()
+        self.pos_channels = check_int(pos_channels, "pos_channels", 0)
         self.backend = check_choice(backend, (None,) + BACKENDS, "sparse backend")  # see beltrami.sparse.spmm
         self.in_channels, self.out_channels, self.hidden, self.heads = in_channels, out_channels, hidden, heads
         self.dropout, self.negative_slope = dropout, negative_slope
         self.graph = graph.coalesce().remove_self_loops().add_self_loops()
-        self.lin1 = nn.Linear(in_channels, heads * hidden, bias=False)
+        self.lin1 = nn.Linear(in_channels + pos_channels, heads * hidden, bias=False)
         self.att1 = nn.Parameter(torch.empty(2, heads, hidden))
         self.lin2 = nn.Linear(heads * hidden, out_channels, bias=False)
         self.att2 = nn.Parameter(torch.empty(2, 1, out_channels))
@@ -55,7 +59,7 @@ class GAT(nn.Module):
         self.graph = graph.coalesce().remove_self_loops().add_self_loops()
 
     def forward(self, x: Tensor, pos: Tensor = None) -> Tensor:
-        check_node_input(x, self.graph.num_nodes, self.in_channels)
+        x = with_positions(x, pos, self.graph.num_nodes, self.in_channels, self.pos_channels)
         n = x.shape[0]
         h = self.lin1(F.dropout(x, self.dropout, self.training)).view(n, self.heads, self.hidden)
         h = gat_layer(self.graph, h, self.att1[0], self.att1[1], self.negative_slope, self.dropout, self.training,
@@ -67,4 +71,5 @@ class GAT(nn.Module):
         return h.mean(1) + self.bias2
 
     def __repr__(self) -> str:
-        return f"GAT({self.in_channels}, {self.out_channels}, hidden={self.hidden}, heads={self.heads})"
+        pos = f", pos={self.pos_channels}" if self.pos_channels else ""
+        return f"GAT({self.in_channels}, {self.out_channels}{pos}, hidden={self.hidden}, heads={self.heads})"

@@ -52,16 +52,18 @@ def seed_everything(seed: int) -> None:
 def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]) -> nn.Module:
     """The model ``cfg.model`` for ``ds``, diffusing on ``graph`` with coordinates ``pos``."""
     f, c = ds.num_features, ds.num_classes
+    p = 0 if pos is None else pos.shape[1]
     if cfg.model == "gcn":
-        return GCN(f, c, ds.graph, hidden=cfg.hidden, dropout=cfg.dropout, backend=cfg.sparse_backend)
+        return GCN(f, c, ds.graph, hidden=cfg.hidden, dropout=cfg.dropout, backend=cfg.sparse_backend,
+                   pos_channels=p)
     if cfg.model == "gat":
         return GAT(f, c, ds.graph, hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout,
-                   backend=cfg.sparse_backend)
+                   backend=cfg.sparse_backend, pos_channels=p)
     solver_options = {k: v for k, v in (("adjoint_scheme", cfg.adjoint_scheme), ("adjoint_rtol", cfg.adjoint_rtol),
                                         ("adjoint_atol", cfg.adjoint_atol),
                                         ("adjoint_step_size", cfg.adjoint_step_size)) if v is not None}
     reg = Regularization(cfg.kinetic, cfg.jacobian) if (cfg.kinetic or cfg.jacobian) else None
-    model = BLEND(f, c, graph, pos_channels=0 if pos is None else pos.shape[1], hidden_features=cfg.hidden,
+    model = BLEND(f, c, graph, pos_channels=p, hidden_features=cfg.hidden,
                   hidden_pos=cfg.pos_dim, heads=cfg.heads, attention_dim=cfg.attention_dim,
                   attention_kind=cfg.attention_kind, normalisation=cfg.normalisation,
                   normalise_over=cfg.normalise_over,

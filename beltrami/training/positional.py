@@ -50,7 +50,7 @@ def _ppr_rows_dense(ds: Dataset, alpha: float, show: bool, normalization: str, s
 def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
     """``None``, PPR rows ``[N, N]`` (top-k: a sparse CSR tensor; all entries, ``ppr_topk=None``: dense), or
     dense DeepWalk / Poincare-ball embeddings ``[N, d]``."""
-    if cfg.model in ("gcn", "gat") or cfg.pos_encoding is None:
+    if cfg.pos_encoding is None:
         return None
     if cfg.pos_encoding == "ppr":
         if cfg.ppr_topk is None and ds.num_nodes > MAX_FULL_PPR_NODES:

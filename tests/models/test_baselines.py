@@ -99,3 +99,29 @@ def test_baselines_honour_the_sparse_backend(model):
         GCN(5, 3, g, backend="cusparse") if model == "gcn" else GAT(5, 3, g, backend="cusparse")
     res = beltrami.fit("cora", preset="paper", model=model, epochs=1, sparse_backend="torch", progress=False)
     assert res.trained_model.backend == "torch"
+
+
+@pytest.mark.parametrize("cls", [GCN, GAT])
+def test_positional_coordinates_are_concatenated_features(graph, cls):
+    """With pos_channels=P the baseline is the same model on [x, pos]: same weights, same output; sparse pos
+    (PPR rows) as dense; clear errors when pos is missing or unexpected."""
+    torch.manual_seed(0)
+    n = graph.num_nodes
+    x, pos = torch.randn(n, 5), torch.rand(n, 3)
+    with_pos = _randomise(cls(5, 4, graph, dropout=0.0, pos_channels=3)).eval()
+    plain = cls(8, 4, graph, dropout=0.0).eval()
+    plain.load_state_dict(with_pos.state_dict())
+    expected = plain(torch.cat([x, pos], 1))
+    torch.testing.assert_close(with_pos(x, pos), expected)
+    torch.testing.assert_close(with_pos(x, pos.to_sparse_csr()), expected)
+    assert "pos=3" in repr(with_pos)
+    with pytest.raises(ValueError, match="pass pos"):
+        with_pos(x)
+    with pytest.raises(ValueError, match="pos_channels=0"):
+        plain(torch.cat([x, pos], 1), pos)
+
+
+def test_fit_gives_a_baseline_the_positional_encoding(small):
+    r = beltrami.fit(small, model="gat", pos_encoding="ppr", ppr_topk=4, epochs=1, progress=False, hidden=4,
+                     heads=2)
+    assert r.trained_model.pos_channels == r.pos.shape[1] > 0
