@@ -129,17 +129,17 @@ def test_big_cpu_graphs_trained_by_the_adjoint_without_huge_pages_get_a_hint(mon
     fit_module = importlib.import_module("beltrami.training.fit")
     monkeypatch.setattr(fit_module, "huge_pages_supported", lambda: True)
     monkeypatch.setattr(fit_module, "huge_pages_active", lambda: False)
-    big, adjoint = fit_module.HUGE_PAGES_HINT_NODES, FitConfig(backprop="adjoint")
+    big, adjoint = fit_module.HUGE_PAGES_HINT_NODES, FitConfig.build(backprop="adjoint")
     with pytest.warns(UserWarning, match="without huge pages: set THP_MEM_ALLOC_ENABLE=1.*pool_memory=True"):
         fit_module._suggest_huge_pages(adjoint, big)
     with pytest.warns(UserWarning, match=r"dopri5\); see"):  # the pool is on already: not suggested
-        fit_module._suggest_huge_pages(FitConfig(backprop="adjoint", pool_memory=True), big)
+        fit_module._suggest_huge_pages(FitConfig.build(backprop="adjoint", pool_memory=True), big)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_module._suggest_huge_pages(adjoint, big - 1)  # small graphs: silent
-        fit_module._suggest_huge_pages(FitConfig(backprop="direct"), big)  # measured slower there
-        on_cuda = FitConfig(backprop="adjoint")
-        on_cuda.device = "cuda"  # set after the checks, which refuse CUDA where there is none
+        fit_module._suggest_huge_pages(FitConfig.build(backprop="direct"), big)  # measured slower there
+        on_cuda = FitConfig.build(backprop="adjoint")
+        on_cuda.run.device = "cuda"  # set after the checks, which refuse CUDA where there is none
         fit_module._suggest_huge_pages(on_cuda, big)
         monkeypatch.setattr(fit_module, "huge_pages_active", lambda: True)
         fit_module._suggest_huge_pages(adjoint, 10 * big)

@@ -34,9 +34,9 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     import beltrami
 
     res = beltrami.fit("cora", preset="fast", epochs=1, progress=False)
-    res.config["extras"] = {"table": 2, "command": "the command"}
+    res.config["run"]["extras"] = {"table": 2, "command": "the command"}
     res.save(tmp_path / "table2-cora-blend-fast.json")
-    res.config["split"] = "runner"  # the official code's own runs on the runner's splits stand beside it
+    res.config["data"]["split"] = "runner"  # the official code's own runs on the runner's splits stand beside it
     res.save(tmp_path / "table2-cora-blend-fast-runner.json")
     official = [{"dataset": "cora", "program": "official", "test_acc": a} for a in (0.83, 0.85)]
     (tmp_path / "official-code-cora.json").write_text(json.dumps({"meta": {}, "runs": official}))
@@ -79,8 +79,8 @@ def test_reproduce_runs_a_row_and_leaves_no_partial_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["official-vs-beltrami.json", "results.md",
                                                          "table2-cora-gcn-fast.json"]
     res = json.loads((tmp_path / "table2-cora-gcn-fast.json").read_text())
-    assert [r["seed"] for r in res["runs"]] == [0, 1] and res["config"]["extras"]["table"] == 2
-    assert "--seeds 2" in res["config"]["extras"]["command"] and "| cora | gcn |" in md.read_text()
+    assert [r["seed"] for r in res["runs"]] == [0, 1] and res["config"]["run"]["extras"]["table"] == 2
+    assert "--seeds 2" in res["config"]["run"]["extras"]["command"] and "| cora | gcn |" in md.read_text()
 
 
 def test_reproduce_runs_table2_on_the_official_fixed_split(tmp_path):
@@ -89,7 +89,7 @@ def test_reproduce_runs_table2_on_the_official_fixed_split(tmp_path):
                     "cora", "--models", "gcn", "--preset", "fast", "--seeds", "1", "--results-dir", str(tmp_path),
                     "--markdown", str(md)], capture_output=True, text=True, check=True, timeout=600)
     res = json.loads((tmp_path / "table2-cora-gcn-fast-fixed.json").read_text())
-    assert res["config"]["split"] == "fixed" and "--split fixed" in res["config"]["extras"]["command"]
+    assert res["config"]["data"]["split"] == "fixed" and "--split fixed" in res["config"]["run"]["extras"]["command"]
     assert "| cora | gcn (fixed split) |" in md.read_text()
     bad = subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--table", "3", "--split", "fixed"],
                          capture_output=True, text=True)
@@ -103,7 +103,8 @@ def test_reproduce_merges_sittings_into_one_row(tmp_path):
     for seeds, name in (([0, 1], "a.json"), ([2], "b.json")):
         res = beltrami.fit("cora", preset="fast", model="gcn", epochs=1, seeds=seeds, progress=False)
         first = "" if seeds[0] == 0 else f" --first-seed {seeds[0]}"
-        res.config["extras"] = {"table": 2, "command": f"python tools/reproduce.py --table 2 --seeds {len(seeds)}{first}"}
+        command = f"python tools/reproduce.py --table 2 --seeds {len(seeds)}{first}"
+        res.config["run"]["extras"] = {"table": 2, "command": command}
         res.save(tmp_path / name)
     into, md = tmp_path / "table2-cora-gcn-fast.json", tmp_path / "results.md"
     subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--merge", str(tmp_path / "a.json"),
@@ -111,7 +112,7 @@ def test_reproduce_merges_sittings_into_one_row(tmp_path):
                    capture_output=True, text=True, check=True)
     merged = FitResult.load(into)
     assert [r.seed for r in merged.runs] == [0, 1, 2]
-    assert merged.config["extras"]["command"] == "python tools/reproduce.py --table 2 --seeds 3"
+    assert merged.config["run"]["extras"]["command"] == "python tools/reproduce.py --table 2 --seeds 3"
     assert "`python tools/reproduce.py --table 2 --seeds 3`" in md.read_text()
 
 

@@ -31,6 +31,7 @@ from beltrami.allocator import ALLOCATORS, ensure_huge_pages
 from beltrami.atomic import atomic_write_text
 from beltrami.datasets import DatasetFileError
 from beltrami.training import FitResult
+from beltrami.training.sections import flat_config
 
 # Test accuracy (mean, std) from the paper: Table 2 (Planetoid splits) and Table 3 (random splits).
 PAPER = {
@@ -89,8 +90,8 @@ def merge(paths: List[Path], into: Path) -> Path:
     """Write the result of several runs of one row on disjoint seeds (``FitResult.merge``) to ``into``; its
     command becomes the one that runs all of those seeds at once."""
     res = FitResult.merge([FitResult.load(p) for p in paths])
-    extras = res.config["extras"]
-    seeds = res.config["seeds"]
+    extras = res.config["run"]["extras"]  # a merged result's config is grouped
+    seeds = res.config["run"]["seeds"]
     if "command" in extras and seeds == list(range(len(seeds))):
         extras["command"] = re.sub(r" --first-seed \d+", "", re.sub(r"--seeds \d+", f"--seeds {len(seeds)}",
                                                                     extras["command"]))
@@ -157,8 +158,9 @@ def markdown(paths: List[Path], results_dir: Path = Path("docs/results")) -> str
     official = official_runs(results_dir)
     for path in sorted(paths):
         res = FitResult.load(path)
-        extras = res.config.get("extras", {})
-        table = int(extras.get("table", 2 if res.config.get("split") in (None, "public") else 3))
+        cfg = flat_config(res.config)  # grouped, or flat in files written before the sections
+        extras = cfg.get("extras", {})
+        table = int(extras.get("table", 2 if cfg.get("split") in (None, "public") else 3))
         paper = PAPER.get(table, {}).get(res.model, {}).get(res.dataset)
         ours = f"{100 * res.test_acc:.1f} ± {100 * res.test_acc_std:.1f}"
         ref = f"{paper[0]} ± {paper[1]}" if paper else "—"
@@ -167,14 +169,14 @@ def markdown(paths: List[Path], results_dir: Path = Path("docs/results")) -> str
         nfe = f"{res.nfe_forward:.0f}/{res.nfe_backward:.0f}" if res.nfe_forward else "—"
         tags = []
         if res.model in ("blend", "blend-knn"):
-            tags.append("frozen" if res.config.get("frozen") else "time-dependent")
-        split = res.config.get("split")
+            tags.append("frozen" if cfg.get("frozen") else "time-dependent")
+        split = cfg.get("split")
         if split in ("fixed", "runner"):
             tags.append(f"{split} split")
         if tags:
             name += f" ({', '.join(tags)})"
         theirs = (_mean_std(official[res.dataset]) if split == "runner" and res.model == "blend"
-                  and res.config.get("frozen") and res.dataset in official else "—")
+                  and cfg.get("frozen") and res.dataset in official else "—")
         rows[table].append(f"| {res.dataset} | {name} | {ours} | {ref} | {theirs} | {diff} | {len(res.runs)} | "
                            f"{res.seconds_per_epoch:.2f} | {nfe} | "
                            f"`{extras.get('command', path.name)}` |")

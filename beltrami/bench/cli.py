@@ -43,6 +43,7 @@ from ..solvers.solve import BACKPROP
 from ..sparse.spmm import BACKENDS
 from ..training import PRESETS, fit
 from ..training.config import MODELS
+from ..training.sections import flat_config
 from ..validation import check_int, check_real, check_writable_file
 from ..training.result import git_commit, versions
 
@@ -222,7 +223,7 @@ def run_grid(datasets: Dict[str, Any], args: argparse.Namespace, console: Consol
         row: Dict[str, Any] = {"dataset": name, "model": model, "compile": mode, "sparse_backend": kernel}
         try:
             res = fit(datasets[name], preset=args.preset, **options)
-            cfg = res.config
+            cfg = flat_config(res.config)
             row.update(scheme=cfg["scheme"], backprop=cfg["backprop"], frozen=cfg["frozen"], test_acc=res.test_acc,
                        test_acc_std=res.test_acc_std, val_acc=res.val_acc, nfe_forward=res.nfe_forward,
                        nfe_backward=res.nfe_backward, seconds_per_epoch=res.seconds_per_epoch,
@@ -296,7 +297,8 @@ def closing_line(rows: List[Dict[str, Any]], output: Optional[str]) -> str:
     if not done:
         return f"nothing trained: every combination failed{where}"
     best = max(done, key=lambda r: r["test_acc"])
-    seeds = len(best.get("config", {}).get("seeds") or []) or best.get("config", {}).get("runs", 1)
+    cfg = flat_config(best.get("config", {}))
+    seeds = len(cfg.get("seeds") or []) or cfg.get("runs", 1)
     what = f"{best['model']} on {best['dataset']}" + (f" (best of {len(done)} combinations)" if len(done) > 1 else "")
     return (f"trained {what}: test accuracy {100 * best['test_acc']:.1f}% over {seeds} seed(s), "
             f"{best['epoch_seconds_median']:.2f} s per epoch{where}")

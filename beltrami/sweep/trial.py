@@ -17,7 +17,8 @@ def run_trial(dataset: str, preset: Optional[str], base: Mapping[str, Any], out_
     options = {**base, **to_fit_options(params), "progress": False}
     path = Path(out_dir) / f"trial-{name}.json"
     res = fit(dataset, preset=preset, **options)
-    res.config["extras"] = {**res.config.get("extras", {}), "sweep_trial": name, "sweep_params": dict(params)}
+    notes = res.config["run"]["extras"]
+    res.config["run"]["extras"] = {**notes, "sweep_trial": name, "sweep_params": dict(params)}
     res.save(path)
     values = {"path": str(path)}
     return {k: values[k] if k in values else getattr(res, k) for k in METRICS}

@@ -1,6 +1,6 @@
 """Every :class:`~beltrami.training.config.FitConfig` value checked before any work starts: its type, its
-range, and the combinations of options that cannot work together. Each error names the option, the value
-and what is allowed."""
+range, and the combinations of options that cannot work together. Each error names the option (by its flat
+name), the value and what is allowed."""
 from __future__ import annotations
 
 import math
@@ -11,6 +11,7 @@ import torch
 from ..functions.attention import INITS, KINDS, NORMALISATIONS, NORMALISE_OVER
 from ..solvers.base import get_scheme
 from ..validation import (check_bool, check_choice, check_int, check_real, optional_int, optional_real)
+from .sections import ROUTES
 
 INF = math.inf
 # option: smallest value
@@ -29,28 +30,36 @@ BOOLS = ("self_loops", "frozen", "add_source", "detach_source", "separate_diffus
          "keep_freed_memory")
 
 
+def _check_each(cfg: Any, names, check) -> None:
+    """``check(value, flat_name, *args)`` on each named option, in its section; the checked value replaces it
+    (an int given as a float, say)."""
+    for name, args in (names.items() if isinstance(names, dict) else ((n, ()) for n in names)):
+        *path, field = ROUTES[name]
+        section = cfg
+        for key in path:
+            section = getattr(section, key)
+        args = args if isinstance(args, tuple) else (args,)
+        setattr(section, field, check(getattr(section, field), name, *args))
+
+
 def check_config(cfg: Any) -> None:
     """Raise ValueError/TypeError for the first value of ``cfg`` (a FitConfig) that cannot be used."""
-    for name, low in INTS.items():
-        setattr(cfg, name, check_int(getattr(cfg, name), name, low))
-    for name, low in OPTIONAL_INTS.items():
-        setattr(cfg, name, optional_int(getattr(cfg, name), name, low))
-    for name, bounds in REALS.items():
-        setattr(cfg, name, check_real(getattr(cfg, name), name, *bounds))
-    for name, bounds in OPTIONAL_REALS.items():
-        setattr(cfg, name, optional_real(getattr(cfg, name), name, *bounds))
-    for name in BOOLS:
-        check_bool(getattr(cfg, name), name)
-    if cfg.lcc is not None:
-        check_bool(cfg.lcc, "lcc")
-    check_choice(cfg.attention_kind, KINDS, "attention_kind")
-    check_choice(cfg.normalisation, NORMALISATIONS, "normalisation")
-    check_choice(cfg.normalise_over, NORMALISE_OVER, "normalise_over")
-    check_choice(cfg.attention_init, INITS, "attention_init")
-    _check_seeds(cfg)
-    _check_device(cfg.device)
-    _check_solver(cfg)
-    _check_checkpoints(cfg)
+    _check_each(cfg, INTS, check_int)
+    _check_each(cfg, OPTIONAL_INTS, optional_int)
+    _check_each(cfg, REALS, check_real)
+    _check_each(cfg, OPTIONAL_REALS, optional_real)
+    _check_each(cfg, BOOLS, check_bool)
+    if cfg.data.lcc is not None:
+        check_bool(cfg.data.lcc, "lcc")
+    m = cfg.model
+    check_choice(m.attention_kind, KINDS, "attention_kind")
+    check_choice(m.normalisation, NORMALISATIONS, "normalisation")
+    check_choice(m.normalise_over, NORMALISE_OVER, "normalise_over")
+    check_choice(m.attention_init, INITS, "attention_init")
+    _check_seeds(cfg.run)
+    _check_device(cfg.run.device)
+    _check_solver(cfg.solver, cfg.run.compile)
+    _check_checkpoints(cfg.run)
 
 
 def _check_seeds(cfg: Any) -> None:
@@ -75,14 +84,14 @@ def _check_device(device: Any) -> None:
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
 
-def _check_solver(cfg: Any) -> None:
+def _check_solver(cfg: Any, compile_mode: str) -> None:
     from ..solvers.solve import check_step_options
 
     cls = get_scheme(cfg.scheme)
     check_step_options(cls, cfg.step_size, cfg.rtol, cfg.atol)
-    if cfg.adjoint_scheme is not None:
-        get_scheme(cfg.adjoint_scheme)
-    if cls.implicit and cfg.compile == "script":
+    if cfg.adjoint.scheme is not None:
+        get_scheme(cfg.adjoint.scheme)
+    if cls.implicit and compile_mode == "script":
         raise ValueError(f"compile='script' applies to explicit and adaptive schemes; implicit schemes "
                          f"(scheme={cfg.scheme!r}) solve with the function's linear operator, which TorchScript "
                          "does not keep: use compile='eager' or 'compile'")

@@ -16,7 +16,7 @@ def as_dataset(data: Any, cfg, seed: int, root: Optional[str] = None) -> Dataset
     """A name (loaded with the config's split/LCC and this seed), a Dataset, a PyG ``Data`` with masks, or
     ``(edge_index, x, y, (train_mask, val_mask, test_mask))``."""
     if isinstance(data, str):
-        return load_dataset(data, root, split=cfg.split, seed=seed, lcc=cfg.lcc)
+        return load_dataset(data, root, split=cfg.data.split, seed=seed, lcc=cfg.data.lcc)
     if isinstance(data, Dataset):
         return data
     if isinstance(data, tuple):

@@ -28,7 +28,6 @@ from ..datasets.load import canonical_name
 from ..functions import compile_function
 from ..graph import Graph
 from ..models import BLEND, GAT, GCN
-from ..solvers.regularization import Regularization
 from ..solvers import SolverError
 from ..sparse import release_buffers
 from ..validation import check_writable_file
@@ -50,39 +49,25 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor]) -> nn.Module:
-    """The model ``cfg.model`` for ``ds``, diffusing on ``graph`` with coordinates ``pos``."""
-    f, c = ds.num_features, ds.num_classes
+    """The model ``cfg.model.kind`` for ``ds``, diffusing on ``graph`` with coordinates ``pos``."""
+    f, c, m = ds.num_features, ds.num_classes, cfg.model
     p = 0 if pos is None else pos.shape[1]
-    if cfg.model == "gcn":
-        return GCN(f, c, ds.graph, hidden=cfg.hidden, dropout=cfg.dropout, backend=cfg.sparse_backend,
+    if m.kind == "gcn":
+        return GCN(f, c, ds.graph, hidden=m.hidden, dropout=m.dropout, backend=cfg.run.sparse_backend, pos_channels=p)
+    if m.kind == "gat":
+        return GAT(f, c, ds.graph, hidden=m.hidden, heads=m.heads, dropout=m.dropout, backend=cfg.run.sparse_backend,
                    pos_channels=p)
-    if cfg.model == "gat":
-        return GAT(f, c, ds.graph, hidden=cfg.hidden, heads=cfg.heads, dropout=cfg.dropout,
-                   backend=cfg.sparse_backend, pos_channels=p)
-    solver_options = {k: v for k, v in (("adjoint_scheme", cfg.adjoint_scheme), ("adjoint_rtol", cfg.adjoint_rtol),
-                                        ("adjoint_atol", cfg.adjoint_atol),
-                                        ("adjoint_step_size", cfg.adjoint_step_size)) if v is not None}
-    reg = Regularization(cfg.kinetic, cfg.jacobian) if (cfg.kinetic or cfg.jacobian) else None
-    model = BLEND(f, c, graph, pos_channels=p, hidden_features=cfg.hidden,
-                  hidden_pos=cfg.pos_dim, heads=cfg.heads, attention_dim=cfg.attention_dim,
-                  attention_kind=cfg.attention_kind, normalisation=cfg.normalisation,
-                  normalise_over=cfg.normalise_over,
-                  attention_init=cfg.attention_init, frozen=cfg.frozen, add_source=cfg.add_source,
-                  detach_source=cfg.detach_source,
-                  separate_diffusivity=cfg.separate_diffusivity, time=cfg.time, scheme=cfg.scheme,
-                  step_size=cfg.step_size, rtol=cfg.rtol, atol=cfg.atol, backprop=cfg.backprop,
-                  input_dropout=cfg.input_dropout, pos_dropout=cfg.pos_dropout, dropout=cfg.dropout,
-                  regularization=reg, backend=cfg.sparse_backend,
-                  solver_options={"max_steps": cfg.max_steps, **solver_options})
-    if cfg.compile != "eager":
-        model.function = compile_function(model.function, cfg.compile)
+    model = BLEND(f, c, graph, pos_channels=p, backend=cfg.run.sparse_backend, **m.blend_arguments(),
+                  **cfg.solver.blend_arguments())
+    if cfg.run.compile != "eager":
+        model.function = compile_function(model.function, cfg.run.compile)
     return model
 
 
 def make_optimizer(cfg: FitConfig, params) -> torch.optim.Optimizer:
     cls = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "rmsprop": torch.optim.RMSprop,
-           "sgd": torch.optim.SGD}[cfg.optimizer]
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+           "sgd": torch.optim.SGD}[cfg.train.optimizer]
+    return cls(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
 
 def _accuracies(logits: Tensor, ds: Dataset) -> Tensor:
@@ -96,7 +81,7 @@ def evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Opti
              ) -> Tuple[float, float, float, Optional[float]]:
     """Train/val/test accuracy of ``model`` in eval mode, and the integration time they were read at.
 
-    With ``cfg.select_time`` a BLEND is decoded at ``select_time_points`` times in ``(0, select_time * T]``
+    With ``cfg.train.select_time`` a BLEND is decoded at ``select_time_points`` times in ``(0, select_time * T]``
     and the first time of best validation accuracy is kept, as the official code's early-stopping
     integrator does at every accepted step (selection uses validation labels only). If the solve past the
     trained horizon fails (the dynamics can stiffen there: step-size underflow), the model is read at T.
@@ -113,17 +98,17 @@ def evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Opti
 def _evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Optional[Tensor]
               ) -> Tuple[float, float, float, Optional[float]]:
     with torch.no_grad():
-        if cfg.select_time > 0 and isinstance(model, BLEND):
-            k = cfg.select_time_points
-            times = [cfg.select_time * cfg.time * (i + 1) / k for i in range(k)]
+        if cfg.train.select_time > 0 and isinstance(model, BLEND):
+            k = cfg.train.select_time_points
+            times = [cfg.train.select_time * cfg.solver.time * (i + 1) / k for i in range(k)]
             try:
                 accs = _accuracies(model.forward_times(x, pos, times), ds).tolist()
                 best = max(range(k), key=lambda i: (accs[i][1], -i))
                 return (*accs[best], times[best])
             except SolverError as err:
-                warnings.warn(f"time selection up to {times[-1]:.3g} failed ({err}); read at T = {cfg.time:.3g}")
+                warnings.warn(f"time selection up to {times[-1]:.3g} failed ({err}); read at T = {cfg.solver.time:.3g}")
         tr, va, te = _accuracies(model(x, pos), ds).tolist()
-        return tr, va, te, (cfg.time if isinstance(model, BLEND) else None)
+        return tr, va, te, (cfg.solver.time if isinstance(model, BLEND) else None)
 
 
 def _nfe(model: nn.Module) -> Tuple[int, int]:
@@ -146,23 +131,23 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
     ``started``: ``time.perf_counter()`` when the run's data loading began (default: now)."""
     started = time.perf_counter() if started is None else started
     seed_everything(seed)
-    device = torch.device(cfg.device)
+    device = torch.device(cfg.run.device)
     model = build_model(cfg, ds, graph, pos).to(device)
     opt = make_optimizer(cfg, model.parameters())
-    x, y = normalise_features(ds.x, cfg.feature_norm).to(device), ds.y.to(device)
+    x, y = normalise_features(ds.x, cfg.data.feature_norm).to(device), ds.y.to(device)
     train_mask = ds.train_mask.to(device)
     pos = None if pos is None else pos.to(device)
     state = {"epoch": 0, "history": [], "best": None}
-    ckpt = None if cfg.checkpoint_dir is None else Path(cfg.checkpoint_dir) / f"run{run}-seed{seed}.pt"
-    if cfg.resume and ckpt is not None and ckpt.exists():
-        state = load_checkpoint(ckpt, model, opt, cfg.to_dict())
-    task = progress.add_task(f"{cfg.model} seed {seed}", total=cfg.epochs, completed=state["epoch"],
+    ckpt = None if cfg.run.checkpoint_dir is None else Path(cfg.run.checkpoint_dir) / f"run{run}-seed{seed}.pt"
+    if cfg.run.resume and ckpt is not None and ckpt.exists():
+        state = load_checkpoint(ckpt, model, opt, cfg.flat())
+    task = progress.add_task(f"{cfg.model.kind} seed {seed}", total=cfg.train.epochs, completed=state["epoch"],
                              info="") if progress else None
     best = state["best"]
-    dynamic = cfg.rewire_every > 0 and isinstance(model, BLEND)
+    dynamic = cfg.encoding.rewire_every > 0 and isinstance(model, BLEND)
     startup = time.perf_counter() - started
-    for epoch in range(state["epoch"], cfg.epochs):
-        if dynamic and epoch > 0 and epoch % cfg.rewire_every == 0:
+    for epoch in range(state["epoch"], cfg.train.epochs):
+        if dynamic and epoch > 0 and epoch % cfg.encoding.rewire_every == 0:
             dynamic_rewire(cfg, model, x, pos)
         t0 = time.perf_counter()
         model.train()
@@ -170,7 +155,7 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
         logits = model(x, pos)
         loss = F.cross_entropy(logits[train_mask], y[train_mask]) + _reg_loss(model)
         loss_value = float(loss.detach())
-        why = divergence(loss_value, state["history"][0]["loss"] if state["history"] else None, epoch, cfg.lr)
+        why = divergence(loss_value, state["history"][0]["loss"] if state["history"] else None, epoch, cfg.train.lr)
         if why is not None:  # before the step: the weights stay those of the last good epoch
             raise Diverged(why, _finish(cfg, model, seed, best, state["history"], startup) if best else None, model)
         loss.backward()
@@ -189,11 +174,11 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
         if task is not None:
             progress.update(task, advance=1, info=f"loss {record['loss']:.3f} val {va:.3f} test {te:.3f} "
                             f"NFE {nfe_f}/{nfe_b} {seconds + eval_seconds:.2f}s")
-        if ckpt is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
-            save_checkpoint(ckpt, model, opt, state, cfg.to_dict())
+        if ckpt is not None and cfg.run.checkpoint_every and (epoch + 1) % cfg.run.checkpoint_every == 0:
+            save_checkpoint(ckpt, model, opt, state, cfg.flat())
         if on_epoch is not None:
             on_epoch(epoch, record)
-        if cfg.patience is not None and epoch - best["epoch"] >= cfg.patience:
+        if cfg.train.patience is not None and epoch - best["epoch"] >= cfg.train.patience:
             break
     return _finish(cfg, model, seed, best, state["history"], startup), model
 
@@ -202,7 +187,7 @@ def _finish(cfg: FitConfig, model: nn.Module, seed: int, best: dict, hist: list,
     """Load the best-validation weights into ``model`` and summarise the run's epochs."""
     model.load_state_dict(best["state_dict"])
     release_buffers()  # the C++ kernels' pooled memory goes back to the system with the run
-    if cfg.select_time > 0 and isinstance(model, BLEND):
+    if cfg.train.select_time > 0 and isinstance(model, BLEND):
         model.time = best["time"]  # the returned model predicts at the time its reported accuracy was read
     return RunResult(seed=seed, best_epoch=best["epoch"], train_acc=best["train_acc"], val_acc=best["val_acc"],
                      test_acc=best["test_acc"], seconds_per_epoch=float(np.mean([h["seconds"] for h in hist])),
@@ -220,10 +205,11 @@ def _suggest_huge_pages(cfg: FitConfig, num_nodes: int) -> None:
     # On the arxiv-sized graph, dopri5 with the adjoint took 1.83x longer per epoch without them, while rk4
     # with direct backprop ran 5-7% faster without (docs/design-notes.md); they can only be switched on
     # before the process's first tensor, so the most fit() can do is say so where they were measured to help.
-    if (num_nodes >= HUGE_PAGES_HINT_NODES and cfg.backprop == "adjoint" and torch.device(cfg.device).type == "cpu"
+    on_cpu = torch.device(cfg.run.device).type == "cpu"
+    if (num_nodes >= HUGE_PAGES_HINT_NODES and cfg.solver.backprop == "adjoint" and on_cpu
             and huge_pages_supported() and not huge_pages_active()):
         # the pool: measured 2.1x on the same runs at 1.09x the peak memory (docs/design-notes.md)
-        pool = "" if cfg.pool_memory else "; or pass pool_memory=True (2.1x, same memory within 10%)"
+        pool = "" if cfg.run.pool_memory else "; or pass pool_memory=True (2.1x, same memory within 10%)"
         warnings.warn(f"adjoint training of a {num_nodes:,}-node graph on the CPU without huge pages: set "
                       f"{HUGE_PAGES_ENV}=1 in the environment before Python starts (1.8x faster epochs at "
                       f"ogbn-arxiv's size with dopri5){pool}; see beltrami.allocator", stacklevel=3)
@@ -242,7 +228,9 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
         on_epoch: called as ``on_epoch(epoch, record)`` after every epoch.
         output: write the result there as JSON (atomically), rewritten after every seed so that a run
             stopped part-way keeps the seeds it finished (``len(result.runs)`` says how many).
-        config: any :class:`~beltrami.training.config.FitConfig` field; an unknown key raises ValueError.
+        config: options by flat name (``lr=0.01``, ``scheme="rk4"``) or whole sections (``train={"lr": 0.01}``;
+            see :class:`~beltrami.training.config.FitConfig`); an unknown name, or one given twice, raises
+            ValueError listing the valid ones.
 
     Returns:
         :class:`FitResult` with mean ± std over the seeds (``runs=N`` or ``seeds=[...]``). For random
@@ -263,9 +251,9 @@ def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: O
 def allocator_scope(cfg: FitConfig) -> Iterator[None]:
     """The CPU allocator choices of ``cfg`` for the duration of a fit; what was there before, afterwards."""
     with ExitStack() as scope:
-        if cfg.pool_memory:
+        if cfg.run.pool_memory:
             scope.enter_context(pooled_cpu_tensors())
-        if cfg.keep_freed_memory and not scope.enter_context(freed_memory_kept()):
+        if cfg.run.keep_freed_memory and not scope.enter_context(freed_memory_kept()):
             warnings.warn("keep_freed_memory=True has no effect here: the C library is not glibc", stacklevel=4)
         yield
 
@@ -277,7 +265,7 @@ def _fit_seeds(cfg: FitConfig, data: Any, root: Optional[str], on_epoch: Optiona
     seeds = cfg.run_seeds()
     runs = []
     model = pos = None
-    show = cfg.progress
+    show = cfg.run.progress
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=False,
                         disable=not show)
@@ -305,9 +293,9 @@ def _result(cfg: FitConfig, ds: Dataset, runs: List[RunResult], model: nn.Module
             commit: Optional[str], called: float, output: Optional[str]) -> FitResult:
     """The result of the runs so far, written to ``output`` after every seed (a run stopped part-way keeps
     the seeds it finished)."""
-    peak = torch.cuda.max_memory_allocated() if cfg.device.startswith("cuda") else peak_rss_bytes()
+    peak = torch.cuda.max_memory_allocated() if cfg.run.device.startswith("cuda") else peak_rss_bytes()
     params = sum(p.numel() for p in model.parameters())
-    out = FitResult.from_runs(ds.name, cfg.model, runs, peak, params, cfg.to_dict(), commit)
+    out = FitResult.from_runs(ds.name, cfg.model.kind, runs, peak, params, cfg.to_dict(), commit)
     out.wall_seconds = time.perf_counter() - called
     if output is not None:
         out.save(output)

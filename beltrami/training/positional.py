@@ -50,45 +50,46 @@ def _ppr_rows_dense(ds: Dataset, alpha: float, show: bool, normalization: str, s
 def positional_coordinates(cfg, ds: Dataset) -> Optional[Tensor]:
     """``None``, PPR rows ``[N, N]`` (top-k: a sparse CSR tensor; all entries, ``ppr_topk=None``: dense), or
     dense DeepWalk / Poincare-ball embeddings ``[N, d]``."""
-    if cfg.pos_encoding is None:
+    enc, show, seed = cfg.encoding, cfg.run.progress, cfg.run.seed
+    if enc.pos_encoding is None:
         return None
-    if cfg.pos_encoding == "ppr":
-        if cfg.ppr_topk is None and ds.num_nodes > MAX_FULL_PPR_NODES:
+    if enc.pos_encoding == "ppr":
+        if enc.ppr_topk is None and ds.num_nodes > MAX_FULL_PPR_NODES:
             raise ValueError(f"ppr_topk=None keeps all {ds.num_nodes} entries of every PPR row (n^2 = "
                              f"{ds.num_nodes ** 2:,} values); allowed up to {MAX_FULL_PPR_NODES:,} nodes. "
                              f"Pass ppr_topk=k (e.g. 64) on graphs this large")
-        loop = 1.0 if cfg.ppr_normalization == "sym-col" and cfg.self_loops else 0.0
-        if cfg.ppr_topk is None:
-            return _ppr_rows_dense(ds, cfg.ppr_alpha, cfg.progress, cfg.ppr_normalization, loop)
-        m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.ppr_topk, cfg.progress, cfg.ppr_normalization, loop)
+        loop = 1.0 if enc.ppr_normalization == "sym-col" and cfg.data.self_loops else 0.0
+        if enc.ppr_topk is None:
+            return _ppr_rows_dense(ds, enc.ppr_alpha, show, enc.ppr_normalization, loop)
+        m = _ppr_matrix(ds, enc.ppr_alpha, enc.ppr_topk, show, enc.ppr_normalization, loop)
         return sparse_csr(torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
                           torch.from_numpy(m.data.astype(np.float32)), m.shape)
-    if cfg.pos_encoding == "hyperbolic":
+    if enc.pos_encoding == "hyperbolic":
         from ..encodings.hyperbolic import poincare_embeddings
 
-        key = cache_key("poincare", ds.graph.fingerprint(), cfg.hyperbolic_dim, cfg.seed)
-        return cached("poincare", key, lambda: poincare_embeddings(ds.graph, dim=cfg.hyperbolic_dim, seed=cfg.seed,
-                                                                   show_progress=cfg.progress))
+        key = cache_key("poincare", ds.graph.fingerprint(), enc.hyperbolic_dim, seed)
+        return cached("poincare", key, lambda: poincare_embeddings(ds.graph, dim=enc.hyperbolic_dim, seed=seed,
+                                                                   show_progress=show))
     from ..encodings.deepwalk import deepwalk_embeddings
 
-    return deepwalk_embeddings(ds.graph, dim=cfg.deepwalk_dim, seed=cfg.seed, show_progress=cfg.progress)
+    return deepwalk_embeddings(ds.graph, dim=enc.deepwalk_dim, seed=seed, show_progress=show)
 
 
 def rewired_graph(cfg, ds: Dataset, pos: Optional[Tensor]) -> Graph:
     """The graph BLEND diffuses on: the input graph, or its DIGL/kNN rewiring; plus self-loops if asked."""
-    g = ds.graph
-    if cfg.rewire is not None and cfg.model not in ("gcn", "gat"):
-        if cfg.rewire == "ppr" or (pos is not None and cfg.pos_encoding == "ppr"):
+    g, enc = ds.graph, cfg.encoding
+    if enc.rewire is not None and cfg.model.kind not in ("gcn", "gat"):
+        if enc.rewire == "ppr" or (pos is not None and enc.pos_encoding == "ppr"):
             # kNN in PPR coordinates is DIGL's top-k PPR graph
             from ..encodings.ppr import PPRResult
 
-            m = _ppr_matrix(ds, cfg.ppr_alpha, cfg.rewire_k, cfg.progress)
+            m = _ppr_matrix(ds, enc.ppr_alpha, enc.rewire_k, cfg.run.progress)
             g = ppr_graph(PPRResult(m, 0, 0.0, np.zeros(ds.num_nodes)))
         else:
             # on the training device: a GPU does ogbn-arxiv's 169K x 169K blocked products in seconds
-            coords = knn_coordinates(cfg.rewire_on, pos, ds.x).to(cfg.device)
-            g = knn_graph(coords, cfg.rewire_k, show_progress=cfg.progress)
-    return g.add_self_loops() if cfg.self_loops else g
+            coords = knn_coordinates(enc.rewire_on, pos, ds.x).to(cfg.run.device)
+            g = knn_graph(coords, enc.rewire_k, show_progress=cfg.run.progress)
+    return g.add_self_loops() if cfg.data.self_loops else g
 
 
 def knn_coordinates(on: str, pos: Optional[Tensor], x: Tensor) -> Tensor:
@@ -110,6 +111,6 @@ def dynamic_rewire(cfg, model, x: Tensor, pos: Optional[Tensor]) -> None:
         z0 = model.encode(x, pos)
         model.train(was_training)
     hp = model.hidden_pos
-    coords = knn_coordinates(cfg.rewire_on, z0[:, :hp] if hp else None, z0[:, hp:])
-    g = knn_graph(coords, cfg.rewire_k)
-    model.set_graph(g.add_self_loops() if cfg.self_loops else g)
+    coords = knn_coordinates(cfg.encoding.rewire_on, z0[:, :hp] if hp else None, z0[:, hp:])
+    g = knn_graph(coords, cfg.encoding.rewire_k)
+    model.set_graph(g.add_self_loops() if cfg.data.self_loops else g)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..atomic import atomic_write_text
+from .sections import flat_config
 
 
 def versions() -> Dict[str, str]:
@@ -135,14 +136,15 @@ class FitResult:
         sittings. The configs must agree on every option that changes training (the device too); seeds,
         notes and run-time switches may differ, and options a part predates count at their defaults. The
         merged result takes the newest (last) part's commit and versions and lists every part's in
-        ``config["extras"]["merged_from"]``."""
+        ``config["run"]["extras"]["merged_from"]``."""
         from .config import FitConfig
 
         if not parts:
             raise ValueError("nothing to merge")
-        defaults = FitConfig().to_dict()
+        defaults = FitConfig().flat()
 
-        def training_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
+        def training_options(config: Dict[str, Any]) -> Dict[str, Any]:
+            cfg = flat_config(config)
             return {k: cfg.get(k, defaults.get(k)) for k in set(defaults) | set(cfg) if k not in _NOT_TRAINING}
 
         first = parts[0]
@@ -157,10 +159,12 @@ class FitResult:
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"cannot merge results that share seeds: {sorted(seeds)}")
         runs = sorted((r for part in parts for r in part.runs), key=lambda r: r.seed)
-        config = {**parts[-1].config, "seeds": [r.seed for r in runs]}
-        sittings = [m for p in parts for m in p.config.get("extras", {}).get("merged_from")  # a merged part
+        cfg = FitConfig.from_dict(parts[-1].config)
+        cfg.run.seeds = [r.seed for r in runs]
+        sittings = [m for p in parts for m in flat_config(p.config).get("extras", {}).get("merged_from")  # merged
                     or [{"commit": p.commit, "seeds": [r.seed for r in p.runs], "versions": p.versions}]]
-        config["extras"] = {**parts[-1].config.get("extras", {}), "merged_from": sittings}
+        cfg.run.extras = {**cfg.run.extras, "merged_from": sittings}
+        config = cfg.to_dict()
         out = cls.from_runs(first.dataset, first.model, runs, max(p.peak_memory_bytes for p in parts),
                             parts[-1].num_parameters, config, parts[-1].commit)
         out.versions = parts[-1].versions

@@ -74,7 +74,7 @@ def test_fit_builds_baselines_as_configured(small):
     assert (gat.hidden, gat.heads, gat.dropout) == (4, 2, 0.0) and gat.lin1.weight.shape == (8, small.num_features)
     gcn = beltrami.fit(small, model="gcn", hidden=8, dropout=0.0, epochs=1, progress=False).trained_model
     assert (gcn.hidden, gcn.dropout) == (8, 0.0)
-    paper = beltrami.FitConfig.build("cora", "paper", model="gat")
+    paper = beltrami.FitConfig.build("cora", "paper", model="gat").model
     assert (paper.hidden, paper.heads, paper.dropout) == (8, 8, 0.6)  # the GAT paper's Planetoid settings
 
 

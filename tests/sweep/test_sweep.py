@@ -17,7 +17,7 @@ def _check_output(out, summary, trials):
     assert on_disk["best"]["val_acc"] == max(r["val_acc"] for r in on_disk["trials"])
     trial = json.loads((out / files[0]).read_text())  # a FitResult JSON
     assert {"test_acc", "val_acc", "config", "versions"} <= set(trial)
-    assert trial["config"]["extras"]["sweep_params"].keys() == SMALL.keys()
+    assert trial["config"]["run"]["extras"]["sweep_params"].keys() == SMALL.keys()
 
 
 def test_optuna_sweep_writes_every_trial(tmp_path):
@@ -28,7 +28,8 @@ def test_optuna_sweep_writes_every_trial(tmp_path):
     # the sampled values are those the trials trained with
     for row in summary["trials"]:
         cfg = json.loads(open(row["path"]).read())["config"]
-        assert cfg["lr"] == pytest.approx(row["params"]["lr"]) and cfg["heads"] == row["params"]["heads"]
+        assert cfg["train"]["lr"] == pytest.approx(row["params"]["lr"])
+        assert cfg["model"]["heads"] == row["params"]["heads"]
 
 
 @pytest.mark.slow

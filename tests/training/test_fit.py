@@ -70,7 +70,7 @@ def test_select_time_reads_the_best_validation_time(small):
         assert a["loss"] == b["loss"] and b["val_acc"] >= a["val_acc"] and 0.0 < b["time"] <= 3.0 + 1e-9
     assert plain.history[0]["time"] == 1.0 and picked.runs[0].best_time == picked.history[picked.runs[0].best_epoch]["time"]
     with pytest.raises(ValueError, match=r"select_time must be a finite number in \[0, inf\), got -1.0"):
-        FitConfig(select_time=-1.0)
+        FitConfig.build(select_time=-1.0)
 
 
 def test_select_time_falls_back_to_T_when_the_longer_solve_fails(small, monkeypatch):
@@ -135,7 +135,7 @@ def test_result_json_roundtrip(small, tmp_path):
     back = FitResult.load(tmp_path / "r.json")
     assert back == res
     d = json.loads((tmp_path / "r.json").read_text())
-    assert d["config"]["scheme"] == "rk4" and "torch" in d["versions"] and "trained_model" not in d
+    assert d["config"]["solver"]["scheme"] == "rk4" and "torch" in d["versions"] and "trained_model" not in d
 
 
 def test_output_keeps_the_seeds_finished_before_a_stop(small, tmp_path):
@@ -160,10 +160,10 @@ def test_merge_of_two_sittings_equals_one_run(small):
     merged = FitResult.merge(parts)
     assert [r.seed for r in merged.runs] == [0, 1]
     assert [[h["loss"] for h in r.history] for r in merged.runs] == [[h["loss"] for h in r.history] for r in whole.runs]
-    assert merged.test_acc == whole.test_acc and merged.config["seeds"] == [0, 1]
-    assert [m["seeds"] for m in merged.config["extras"]["merged_from"]] == [[1], [0]]
+    assert merged.test_acc == whole.test_acc and merged.config["run"]["seeds"] == [0, 1]
+    assert [m["seeds"] for m in merged.config["run"]["extras"]["merged_from"]] == [[1], [0]]
     again = FitResult.merge([merged, beltrami.fit(small, seeds=[3], **kw)])  # a merged row keeps every sitting
-    assert [m["seeds"] for m in again.config["extras"]["merged_from"]] == [[1], [0], [3]]
+    assert [m["seeds"] for m in again.config["run"]["extras"]["merged_from"]] == [[1], [0], [3]]
     with pytest.raises(ValueError, match="share seeds"):
         FitResult.merge([parts[0], parts[0]])
     other = beltrami.fit(small, seeds=[2], lr=0.05, **kw)
@@ -173,7 +173,7 @@ def test_merge_of_two_sittings_equals_one_run(small):
 
 def test_extras_add_to_the_presets(small):
     cfg = FitConfig.build("cora", "paper", extras={"table": 2})
-    assert cfg.extras == {"paper_hidden_dim": FitConfig.build("cora", "paper").extras["paper_hidden_dim"],
+    assert cfg.run.extras == {"paper_hidden_dim": FitConfig.build("cora", "paper").run.extras["paper_hidden_dim"],
                           "table": 2}
 
 
@@ -195,13 +195,13 @@ def test_config_errors():
     with pytest.raises(ValueError, match="unknown fit option.*'learning_rate'.*lr"):
         beltrami.fit("cora", learning_rate=0.1)
     with pytest.raises(ValueError, match="unknown model 'sage'"):
-        FitConfig(model="sage")
+        FitConfig.build(model="sage")
     with pytest.raises(ValueError, match=r"dropout must be a finite number in \[0, 1\), got 1.5"):
-        FitConfig(dropout=1.5)
+        FitConfig.build(dropout=1.5)
     with pytest.raises(ValueError, match="unknown ppr_normalization 'sym'"):
-        FitConfig(ppr_normalization="sym")
+        FitConfig.build(ppr_normalization="sym")
     with pytest.raises(ValueError, match="ppr_topk must be >= 1, got 0"):
-        FitConfig(ppr_topk=0)
+        FitConfig.build(ppr_topk=0)
     big = beltrami.load_dataset("synthetic", num_nodes=20_001, num_features=4, avg_degree=2, lcc=False)
     with pytest.raises(ValueError, match="ppr_topk=None keeps all 20001 entries.*up to 20,000 nodes"):
         beltrami.fit(big, pos_encoding="ppr", ppr_topk=None, epochs=1, progress=False)
@@ -244,41 +244,45 @@ def test_config_errors():
 ])
 def test_bad_options_are_refused_before_any_work(kw, error, match):
     with pytest.raises(error, match=match):
-        FitConfig(**kw)
+        FitConfig.build(**kw)
 
 
 def test_cuda_device_without_cuda_is_refused():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     with pytest.raises(ValueError, match="device='cuda', but PyTorch sees no CUDA device"):
-        FitConfig(device="cuda")
+        FitConfig.build(device="cuda")
 
 
 def test_paper_presets_follow_best_params():
     cfg = FitConfig.build("cora", "paper")
     # the official code's values at full precision (not rounded to four digits)
-    assert (round(cfg.time, 2), cfg.scheme, cfg.heads, cfg.attention_dim, cfg.optimizer) == (18.29, "dopri5", 8, 128,
-                                                                                            "adamax")
-    assert cfg.time == 18.294754260552843 and cfg.lr == 0.022924849756740397
-    assert abs(cfg.atol - 821.9773048827274e-7) < 1e-15 and abs(cfg.rtol - 821.9773048827274e-9) < 1e-15
-    assert cfg.frozen and cfg.detach_source  # the official set_x0 detaches the source's z(0)
-    assert cfg.hidden + cfg.pos_dim == 80 and cfg.normalisation == "squareplus" and cfg.add_source
-    assert cfg.normalise_over == "cols" and cfg.pos_dropout is None  # official orientation; input dropout on both
-    assert (cfg.ppr_normalization, cfg.ppr_topk, cfg.select_time) == ("sym-col", None, 3.0)  # exact GDC rows
-    assert not FitConfig.build("citeseer", "paper-beltrami").frozen
-    arxiv = FitConfig.build("synthetic-arxiv", "paper")  # the arxiv-sized stand-in takes ogbn-arxiv's values
-    assert (round(arxiv.time, 3), arxiv.heads, arxiv.pos_encoding, arxiv.deepwalk_dim) == (3.676, 2, "deepwalk", 64)
-    assert (arxiv.backprop, arxiv.adjoint_scheme, arxiv.adjoint_step_size) == ("adjoint", "rk4", 1.0)
+    assert (cfg.solver.time, cfg.solver.scheme, cfg.model.heads, cfg.model.attention_dim, cfg.train.optimizer) == (
+        18.294754260552843, "dopri5", 8, 128, "adamax")
+    assert cfg.train.lr == 0.022924849756740397
+    assert abs(cfg.solver.atol - 821.9773048827274e-7) < 1e-15 and abs(cfg.solver.rtol - 821.9773048827274e-9) < 1e-15
+    m = cfg.model
+    assert m.frozen and m.detach_source  # the official set_x0 detaches the source's z(0)
+    assert m.hidden + m.pos_dim == 80 and m.normalisation == "squareplus" and m.add_source
+    assert m.normalise_over == "cols" and m.pos_dropout is None  # official orientation; input dropout on both
+    assert (cfg.encoding.ppr_normalization, cfg.encoding.ppr_topk, cfg.train.select_time) == ("sym-col", None, 3.0)
+    assert not FitConfig.build("citeseer", "paper-beltrami").model.frozen
+    arxiv = FitConfig.build("synthetic-arxiv", "paper").flat()  # the arxiv-sized stand-in takes ogbn-arxiv's values
+    assert (round(arxiv["time"], 3), arxiv["heads"], arxiv["pos_encoding"], arxiv["deepwalk_dim"]) == (
+        3.676, 2, "deepwalk", 64)
+    assert (arxiv["backprop"], arxiv["adjoint_scheme"], arxiv["adjoint_step_size"]) == ("adjoint", "rk4", 1.0)
     # official attention_norm_idx: 0 (rows) on ogbn-arxiv; CiteSeer's Beltrami exp kernel is the product form
-    assert arxiv.normalise_over == "rows" and FitConfig.build("citeseer", "paper").attention_kind == "exp_product"
+    assert arxiv["normalise_over"] == "rows"
+    assert FitConfig.build("citeseer", "paper").model.attention_kind == "exp_product"
 
 
 def test_paper_preset_for_baselines_is_their_own_papers_settings():
-    gcn = FitConfig.build("citeseer", "paper", model="gcn")
-    assert (gcn.hidden, gcn.dropout, gcn.lr, gcn.weight_decay, gcn.epochs) == (16, 0.5, 0.01, 5e-4, 200)
-    gat = FitConfig.build("cora", "paper", model="gat", epochs=5)  # keyword options still override
-    assert (gat.dropout, gat.lr, gat.epochs, gat.pos_encoding) == (0.6, 0.005, 5, None)
-    assert gcn.feature_norm == gat.feature_norm == "row" and FitConfig.build("cora", "paper").feature_norm is None
+    gcn = FitConfig.build("citeseer", "paper", model="gcn").flat()
+    assert [gcn[k] for k in ("hidden", "dropout", "lr", "weight_decay", "epochs")] == [16, 0.5, 0.01, 5e-4, 200]
+    gat = FitConfig.build("cora", "paper", model="gat", epochs=5).flat()  # keyword options still override
+    assert [gat[k] for k in ("dropout", "lr", "epochs", "pos_encoding")] == [0.6, 0.005, 5, None]
+    assert gcn["feature_norm"] == gat["feature_norm"] == "row"
+    assert FitConfig.build("cora", "paper").data.feature_norm is None
 
 
 def test_row_feature_norm_reaches_the_model(small):
@@ -286,7 +290,7 @@ def test_row_feature_norm_reaches_the_model(small):
     torch.testing.assert_close(normalise_features(x, "row"), torch.tensor([[0.25, 0.75, 0], [0, 0, 0], [0.25, 0.25, 0.5]]))
     assert normalise_features(x, None) is x
     with pytest.raises(ValueError, match="unknown feature_norm 'l2'"):
-        FitConfig(feature_norm="l2")
+        FitConfig.build(feature_norm="l2")
     # the synthetic features' rows do not sum to 1: with the option on, training sees other inputs
     runs = [beltrami.fit(small, model="gcn", epochs=2, progress=False, feature_norm=norm).history[0]["loss"]
             for norm in (None, "row")]
