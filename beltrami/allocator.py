@@ -3,7 +3,7 @@
 PyTorch's CPU allocator has no cache: every tensor is a ``malloc`` and every free a ``free``. glibc serves
 blocks above its mmap threshold (32 MiB at most) with a fresh ``mmap`` and gives them back with ``munmap``,
 so each new ``[E, H]`` tensor of an arxiv-sized graph (37 MB for 2.3M edges and 4 heads) is page-faulted
-in from scratch: 9-10 ms on the 2-core machine, where filling a reused one takes under 1 ms.
+in from scratch, about ten times the cost of filling a reused one (measurements: ``docs/measurements/2026-12-cpu-memory.md``).
 
 :func:`pool_cpu_tensors` (``--allocator pooled``; ``fit(pool_memory=True)`` for the duration of the fit, through
 the context manager :func:`pooled_cpu_tensors`) makes the C++ kernels' buffer
@@ -11,24 +11,21 @@ pool (``beltrami/sparse/csrc/buffer_pool.cpp``) PyTorch's CPU allocator: a tenso
 the memory of a freed one of the same byte size, and the pool never holds more than its tensors had in
 use at once (a new block first lets go of free ones of other sizes). The kernels of backend ``"cpp"`` use
 that pool for their own outputs always; this option extends it to every tensor (the solvers' stage
-combinations, dropout masks, the encoders). BLEND at ogbn-arxiv size, 2 cores, cpp kernels: rk4 with direct backprop 2.0x faster with
-frozen attention (3.27-3.39 s to 1.57-1.69 s per epoch), 1.4x with the time-dependent flow (3.90-4.16 s to
-2.82-2.92 s), at the same peak memory (0.98-1.01x); the paper preset (dopri5, adjoint) 2.1x (42.4 s to
-20.4 s) at 1.09x. It needs the C++ kernels (a compiler and ninja) and is opt-in, since it replaces the
-allocator of the whole process.
+combinations, dropout masks, the encoders): the fastest of the three options on big graphs, at about the same
+peak memory. It needs the C++ kernels (a compiler and ninja) and is opt-in, since it replaces the allocator
+of the whole process.
 
 :func:`keep_freed_memory` (``--allocator keep-freed``; scoped: :func:`freed_memory_kept`) sets glibc's ``M_MMAP_MAX = 0`` (large blocks come
 from the heap, so a freed block is reused by the next tensor of its size) and a high ``M_TRIM_THRESHOLD``
 (the heap is not handed back to the system after every free). It needs no compiler, but the heap fragments:
-in the same comparison, rk4 epochs took 2.11 s (frozen) and 3.29 s (time-dependent) at 2.7x and 2.0x the
-peak memory (``docs/design-notes.md``). Transparent huge pages for malloc's mappings
-(``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, THP in ``madvise`` mode here) sped up one function evaluation
-1.3x but not the training epochs. Preloading jemalloc or tcmalloc is the other well-known route.
+slower than the pool at two to three times the peak memory. Transparent huge pages for malloc's mappings
+(``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``) sped up a function evaluation but not the training epochs.
+Preloading jemalloc or tcmalloc is the other well-known route.
 
 :func:`use_huge_pages` (``--allocator huge-pages``) asks PyTorch's own CPU allocator for transparent huge
 pages (its ``THP_MEM_ALLOC_ENABLE``: tensors of 2 MB and more are ``madvise``d). At ogbn-arxiv's size it
-made BLEND epochs with dopri5 and the adjoint 1.83x faster at the same peak memory, and epochs with rk4 and
-direct backprop 5-7% slower (``docs/design-notes.md``), so it is opt-in too. PyTorch reads that variable
+made BLEND epochs with dopri5 and the adjoint faster at the same peak memory, and epochs with rk4 and
+direct backprop slower, so it is opt-in too. PyTorch reads that variable
 once, at its first CPU allocation, so it only works when set before any tensor exists: in the shell, or
 through :func:`relaunch_with_huge_pages` in a command-line tool. The pool's blocks follow the same
 variable.

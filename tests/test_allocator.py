@@ -132,7 +132,7 @@ def test_big_cpu_graphs_trained_by_the_adjoint_without_huge_pages_get_a_hint(mon
     big, adjoint = fit_module.HUGE_PAGES_HINT_NODES, FitConfig.build(backprop="adjoint")
     with pytest.warns(UserWarning, match="without huge pages: set THP_MEM_ALLOC_ENABLE=1.*pool_memory=True"):
         fit_module._suggest_huge_pages(adjoint, big)
-    with pytest.warns(UserWarning, match=r"dopri5\); see"):  # the pool is on already: not suggested
+    with pytest.warns(UserWarning, match=r"size\); see"):  # the pool is on already: not suggested
         fit_module._suggest_huge_pages(FitConfig.build(backprop="adjoint", pool_memory=True), big)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -113,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--allocator", default="system", choices=ALLOCATORS,
                    help="CPU memory: the system's (default); pooled, big tensors reuse freed blocks of their "
-                        "size instead of page-faulting fresh ones in (BLEND epochs at arxiv size 1.4-2.1x faster "
-                        "at the same peak memory within 10%%; needs the C++ kernels); keep-freed, glibc keeps freed "
-                        "memory (no compiler needed, 2-2.7x the peak memory); or huge-pages, PyTorch's "
+                        "size instead of page-faulting fresh ones in (the fastest on big graphs, at about the same peak "
+                        "memory; needs the C++ kernels); keep-freed, glibc keeps freed memory (no compiler "
+                        "needed, several times the peak memory); or huge-pages, PyTorch's "
                         "transparent huge pages for big tensors (the command starts again with "
                         "THP_MEM_ALLOC_ENABLE=1); see beltrami.allocator")
     p.add_argument("--epochs", type=_number(int, 1), default=None, help="training epochs (default: the preset's)")

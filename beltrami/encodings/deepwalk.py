@@ -8,7 +8,7 @@ for a chunk of (shuffled) walks at a time and shuffled within it, so that memory
 walk_length + chunk) instead of the 2 window times larger set of all pairs (300M pairs, 4.8 GB, for
 ogbn-arxiv's size). Loss: ``-log s(u_c . v_o) - sum_neg log s(-u_c . v_n)`` with negatives drawn from the
 unigram^0.75 distribution of the walks. Seeded. SparseAdam, our first optimiser, spent 60% of each step
-coalescing the duplicate row indices of its sparse gradients; plain row-wise SGD is 3x faster per pair.
+coalescing the duplicate row indices of its sparse gradients; plain row-wise SGD is several times faster.
 """
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ def release_buffers() -> int:
 
     The kernels take their outputs and scratch tensors of 1 MiB and more from a pool: a buffer whose
     tensor is gone (no tensor, view or saved autograd state refers to it) is handed to the next tensor of
-    its size, instead of a fresh ``malloc`` whose pages fault in afresh (10 ms for a 43 MB tensor here). The
+    its size, instead of a fresh ``malloc`` whose pages fault in afresh (see :mod:`beltrami.allocator`). The
     pool never holds more than the most bytes its tensors had in use at once (every CPU tensor's, after
     :func:`beltrami.allocator.pool_cpu_tensors`); :func:`beltrami.fit` calls this at the end of each run.
     Returns the bytes let go (0 where the kernels were never loaded in this process)."""

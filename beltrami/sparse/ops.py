@@ -56,9 +56,9 @@ def _triton_width(width: int) -> bool:
 def gather_rows(x: Tensor, index: Tensor) -> Tensor:
     """``x.index_select(0, index)``, also fast on CUDA for narrow rows (``[N, H]`` per-head values).
 
-    PyTorch gathers rows of ``[N, H]`` on CUDA with a kernel that is slow for rows of a few bytes: 1.4 ms
-    for 2.3M rows of four float32 on an H200 (27 GB/s, 1% of its bandwidth), where this function's flat
-    gather of the same elements through a 1-D index runs at bandwidth. Differentiable in ``x``.
+    PyTorch gathers rows of ``[N, H]`` on CUDA with a kernel that is slow for rows of a few bytes (1% of an
+    H200's bandwidth for four float32 per row), where this function's flat gather of the same elements
+    through a 1-D index runs at bandwidth (docs/measurements/2026-11-gpu-h200.md). Differentiable in ``x``.
     """
     if x.is_cuda and x.dim() == 2 and x.shape[1] > 1:
         return gather_rows_flat(x, index)

@@ -5,13 +5,13 @@ Backends:
     - ``"torch"`` (default): torch's CSR kernels wrapped as the custom ops of :mod:`beltrami.sparse.ops`
       (compiles with ``torch.compile``, scripts with TorchScript, runs on CPU and CUDA).
     - ``"torch_sparse"``: ``torch_sparse``'s ``spmm_sum`` kernel (``pip install -e .[sparse]``), used only when
-      asked for by name or by ``$BELTRAMI_SPARSE_BACKEND`` (it measured ~3x slower than torch's CSR kernel
+      asked for by name or by ``$BELTRAMI_SPARSE_BACKEND`` (it measured slower than torch's CSR kernel
       here). The autograd formula is the same for both kernels.
     - ``"cpp"``: kernels of our own, in C++ for the CPU (:mod:`beltrami.sparse.cpu_kernels`, compiled on
       first use) and in Triton for CUDA (:mod:`beltrami.sparse.triton_kernels`; torch's kernel where triton
-      is missing); offered where a C++ compiler is found, or where a CUDA device and triton are. The CSR
-      product measured 1.4-1.8x faster than torch's on one CPU thread, and its backward computes both
-      gradients in one pass. With it, a time-dependent Beltrami flow with dot-product attention and a row
+      is missing); offered where a C++ compiler is found, or where a CUDA device and triton are. Its CSR
+      product is faster than torch's on big graphs (docs/measurements/2026-11-cpu-kernels.md), and its
+      backward computes both gradients in one pass. With it, a time-dependent Beltrami flow with dot-product attention and a row
       softmax computes scores, softmax, head mean and aggregation in one fused kernel
       (``beltrami::attention_diffusion``).
 """
@@ -35,9 +35,8 @@ BACKENDS = ("torch", "torch_sparse", "cpp")
 @functools.lru_cache(maxsize=None)
 def available_backends() -> Tuple[str, ...]:
     """Backends whose packages are importable (or, for ``cpp``, buildable) here. Probed once per process
-    (``available_backends.cache_clear()`` probes again): the probe, which runs ``ninja --version``, took
-    2.7 ms, and :func:`spmm` used to pay it on every call, against about 1 ms for the SpMM itself at
-    n = 20,000."""
+    (``available_backends.cache_clear()`` probes again): the probe runs ``ninja --version`` in a subprocess,
+    which costs more than a small SpMM."""
     found = ["torch"]
     if importlib.util.find_spec("torch_sparse") is not None:
         found.append("torch_sparse")

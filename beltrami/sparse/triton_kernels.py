@@ -20,8 +20,8 @@ The SpMM backward is the C++ one's too (``csrc/csr_spmm_cpu.cpp``): one pass ove
 
 Every kernel takes the edges of a row ``BLOCK_E`` at a time, one warp per row; heads, head width and
 feature width are padded to powers of two and masked. Composed from torch's kernels, one evaluation of the
-Beltrami function forward+backward reached 0.23 of an H200's copy bandwidth at ogbn-arxiv's size
-(``docs/design-notes.md``): the ``[E, H]`` scores are read a dozen times and ``q`` and ``x`` gathered once
+Beltrami function forward+backward stayed far from an H200's copy bandwidth at ogbn-arxiv's size
+(``docs/measurements/2026-11-gpu-h200.md``): the ``[E, H]`` scores are read a dozen times and ``q`` and ``x`` gathered once
 per head and per kernel. Here each is gathered once per pass.
 
 Needs ``triton`` (shipped with PyTorch's CUDA wheels). ``TRITON_INTERPRET=1`` runs the kernels on CPU

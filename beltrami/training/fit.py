@@ -203,16 +203,16 @@ HUGE_PAGES_HINT_NODES = 100_000
 
 def _suggest_huge_pages(cfg: FitConfig, num_nodes: int) -> None:
     # On the arxiv-sized graph, dopri5 with the adjoint took 1.83x longer per epoch without them, while rk4
-    # with direct backprop ran 5-7% faster without (docs/design-notes.md); they can only be switched on
+    # with direct backprop ran 5-7% faster without (docs/measurements/2026-12-cpu-memory.md); they can only be switched on
     # before the process's first tensor, so the most fit() can do is say so where they were measured to help.
     on_cpu = torch.device(cfg.run.device).type == "cpu"
     if (num_nodes >= HUGE_PAGES_HINT_NODES and cfg.solver.backprop == "adjoint" and on_cpu
             and huge_pages_supported() and not huge_pages_active()):
-        # the pool: measured 2.1x on the same runs at 1.09x the peak memory (docs/design-notes.md)
-        pool = "" if cfg.run.pool_memory else "; or pass pool_memory=True (2.1x, same memory within 10%)"
+        # the pool: 2.1x on the same runs at 1.09x the peak memory (docs/measurements/2026-12-cpu-memory.md)
+        pool = "" if cfg.run.pool_memory else "; or pass pool_memory=True (faster still, about the same memory)"
         warnings.warn(f"adjoint training of a {num_nodes:,}-node graph on the CPU without huge pages: set "
-                      f"{HUGE_PAGES_ENV}=1 in the environment before Python starts (1.8x faster epochs at "
-                      f"ogbn-arxiv's size with dopri5){pool}; see beltrami.allocator", stacklevel=3)
+                      f"{HUGE_PAGES_ENV}=1 in the environment before Python starts (faster adjoint epochs at "
+                      f"ogbn-arxiv's size){pool}; see beltrami.allocator", stacklevel=3)
 
 
 def fit(data: Union[str, Dataset, Any], preset: Optional[str] = None, *, root: Optional[str] = None,
