@@ -13,13 +13,15 @@ import torch
 import beltrami
 from beltrami.functions import BeltramiDiffusion, compile_function
 from beltrami.solvers import solve
-from beltrami.sparse import available_backends, edge_softmax, spmm, triton_kernels
+from beltrami.sparse import available_backends, edge_softmax, spmm
 from beltrami.sparse.softmax import column_softmax
 
 from tests.reference import (dense, dense_attention, dense_diffusion_rhs, dense_row_softmax, hub_graph,
                              random_graph)
 
 DEVICE = os.environ.get("BELTRAMI_TEST_DEVICE", "cuda")
+KIND = torch.device(DEVICE).type
+OWN = {"cuda": "triton", "cpu": "cpp"}[KIND]  # our own kernels on this device type
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_available(),
                                  reason="no CUDA device")]
@@ -32,7 +34,7 @@ def _on(*tensors):
     return [t.detach().to(DEVICE).requires_grad_() for t in tensors]
 
 
-@pytest.mark.parametrize("backend", list(available_backends()))
+@pytest.mark.parametrize("backend", list(available_backends(KIND)))
 @pytest.mark.parametrize("heads", [None, 3])
 def test_spmm_and_its_gradients_match_dense(backend, heads):
     g = random_graph()
@@ -167,24 +169,24 @@ def test_no_dense_n_by_n_on_300k_nodes_on_device():
     assert peak < 2 * 2**30, f"peak {peak / 2**30:.2f} GiB"
 
 
-@pytest.mark.skipif("cpp" not in available_backends() or not triton_kernels.available(),
-                    reason="the fused kernel needs the cpp backend and, on CUDA, triton")
+@pytest.mark.skipif(OWN not in available_backends(KIND), reason="the fused kernel needs triton on CUDA, a C++ "
+                    "compiler on the CPU")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("mode", ["eager", "script", "compile"])
 def test_fused_attention_on_device_matches_composed_on_cpu(dtype, mode):
-    """``backend="cpp"``: the fused kernel (Triton on CUDA, C++ on the CPU) against the composed kernels in
+    """Our own kernels (``"triton"`` on CUDA, ``"cpp"`` on the CPU): the fused kernel against the composed kernels in
     float64 on the CPU, output and every gradient; heads, head width and channels that are not powers of two,
     a hub whose row and column take several blocks of edges, an isolated node."""
     g = hub_graph(200, 3000, 100)
     torch.manual_seed(0)
     ref_f = BeltramiDiffusion(g, 67, pos_dim=3, heads=3, attention_dim=15, add_source=True).double()
-    fused = BeltramiDiffusion(g, 67, pos_dim=3, heads=3, attention_dim=15, add_source=True, backend="cpp").double()
+    fused = BeltramiDiffusion(g, 67, pos_dim=3, heads=3, attention_dim=15, add_source=True, backend=OWN).double()
     fused.load_state_dict(ref_f.state_dict())
     with torch.no_grad():
         ref_f.alpha_train.fill_(0.4)
         fused.alpha_train.fill_(0.4)
     fused = fused.to(device=DEVICE, dtype=dtype)
-    assert fused.fused and (fused.fused_cuda or DEVICE == "cpu")
+    assert fused.fused
     z0, z = torch.randn(200, 67, dtype=D), torch.randn(200, 67, dtype=D)
     w = torch.randn(200, 67, dtype=D)
 

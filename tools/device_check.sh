@@ -45,7 +45,7 @@ step kernels "${KERNELS_LIMIT:-150}" env BELTRAMI_BENCH_DEVICE="$device" python3
   tests/benchmarks/test_kernels.py -p no:cacheprovider -q --benchmark-json "$out/kernels-$device.json" \
   --benchmark-columns=median,rounds
 step fused "${FUSED_LIMIT:-120}" python3 -m beltrami.bench.cli --dataset synthetic-arxiv --model blend \
-  --preset fast --attention time-dependent --sparse-backend torch,cpp --epochs "${FUSED_EPOCHS:-10}" \
+  --preset fast --attention time-dependent --sparse-backend torch,triton --epochs "${FUSED_EPOCHS:-10}" \
   --device "$device" \
   --output "$out/arxiv-fast-fused-$device.json"
 step arxiv "${ARXIV_LIMIT:-150}" python3 -m beltrami.bench.cli --dataset synthetic-arxiv --model blend,blend-knn \

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..graph import CSR, Graph
 from ..solvers.interfaces import AffineForm, LinearOperator
 from ..sparse import triton_kernels
-from ..sparse.ops import CPP
+from ..sparse.ops import CPP, TRITON
 from .attention import EdgeAttention
 from .base import GraphODEFunction, diffusion_bound
 
@@ -46,12 +46,12 @@ class _AttentionDiffusion(GraphODEFunction):
         self.pos_dim = pos_dim
         self.separate_diffusivity = separate_diffusivity
         self.add_source, self.detach_source = add_source, detach_source
-        # the cpp backend computes dot-product attention with a row softmax and its aggregation in one kernel
-        # (read by the time-dependent flow, whose every evaluation recomputes the attention): C++ on the CPU,
-        # Triton on CUDA where triton is installed and z is at most MAX_WIDTH wide (else the composed kernels
-        # run there)
-        self.fused = self.backend == CPP and attention.fusable
-        self.fused_cuda = self.fused and triton_kernels.available() and dim <= triton_kernels.MAX_WIDTH
+        # our own kernels compute dot-product attention with a row softmax and its aggregation in one kernel
+        # (read by the time-dependent flow, whose every evaluation recomputes the attention): backend cpp on
+        # the CPU, triton on CUDA where z is at most MAX_WIDTH wide (else the composed kernels run there)
+        self.fused = (self.backend == CPP or (self.backend == TRITON and triton_kernels.available()
+                                              and dim <= triton_kernels.MAX_WIDTH)) and attention.fusable
+        self.fused_on_cuda = self.backend == TRITON  # the device type the fused kernel runs on
         # alpha[0]: all channels, or the positional ones; alpha[1]: the feature channels when separate.
         self.alpha_train = nn.Parameter(torch.zeros(2))
         self.beta_train = nn.Parameter(torch.zeros(()))
@@ -125,9 +125,10 @@ class BeltramiDiffusion(_AttentionDiffusion):
         add_source: add ``beta z(0)`` (call :meth:`set_initial` first).
         detach_source: the source's ``z(0)`` is a constant: its gradient reaches ``beta`` but not what made
             ``z(0)`` (the encoders), as in the official code.
-        backend: sparse kernel (see :func:`beltrami.sparse.spmm`). With ``"cpp"``, dot-product attention
-            (``scaled_dot``, ``cosine_sim``, ``pearson``) normalised by a row softmax runs as one fused
-            kernel, scores to aggregation (first derivatives only): C++ on the CPU, Triton on CUDA.
+        backend: sparse kernel (see :func:`beltrami.sparse.spmm`). With our own kernels (``"cpp"`` on the
+            CPU, ``"triton"`` on CUDA), dot-product attention (``scaled_dot``, ``cosine_sim``, ``pearson``)
+            normalised by a row softmax runs as one fused kernel, scores to aggregation (first derivatives
+            only).
 
     Shapes:
         - ``z``: ``[N, dim]`` -> ``dz/dt``: ``[N, dim]``. Memory O(E H + N dim).
@@ -136,7 +137,7 @@ class BeltramiDiffusion(_AttentionDiffusion):
     """
 
     def forward(self, t: Tensor, z: Tensor) -> Tensor:
-        if self.fused and (self.fused_cuda or not z.is_cuda):
+        if self.fused and z.is_cuda == self.fused_on_cuda:  # else the composed path says what is wrong
             # one pass over the edges instead of SDDMM, softmax, head mean, SpMM and the relaxation
             # sigma(alpha) (A z - z) (see attention_cpu.cpp and triton_kernels.py); two diffusivities are
             # applied afterwards

@@ -1,11 +1,12 @@
 """The sparse custom ops, registered with ``torch.library`` with their autograd formulas (the fused
-attention and projection ops of the ``"cpp"`` backend are in :mod:`beltrami.sparse.fused_ops`).
+attention and projection ops of our own kernels, backends ``"cpp"`` and ``"triton"``, are in
+:mod:`beltrami.sparse.fused_ops`).
 
 - ``beltrami::csr_spmm``: ``out = A(values) @ x`` for CSR ``A``.
 - ``beltrami::csr_sddmm``: ``out[e] = <a[row[e]], b[col[e]]>`` (sampled dense-dense product), which is the
   gradient of ``csr_spmm`` with respect to ``values``.
-- ``beltrami::csr_spmm_backward``: both first derivatives of ``csr_spmm`` in one pass (backend ``"cpp"``,
-  ``[E]`` values; C++ on the CPU, Triton on CUDA).
+- ``beltrami::csr_spmm_backward``: both first derivatives of ``csr_spmm`` in one pass (backends ``"cpp"``
+  on the CPU and ``"triton"`` on CUDA, ``[E]`` values).
 - ``beltrami::segment_softmax``: the softmax of edge scores within segments (CSR rows or columns), fused:
   autograd through its dozen elementwise steps made as many passes and allocations over ``[E, H]``.
 
@@ -72,18 +73,29 @@ def gather_rows_flat(x: Tensor, index: Tensor) -> Tensor:
     return x.reshape(-1).index_select(0, flat).view(index.shape[0], h)
 
 
-TORCH, TORCH_SPARSE, CPP = 0, 1, 2
-"""Kernel ids for the ``backend`` argument of ``csr_spmm`` (an int, so TorchScript can carry it)."""
+TORCH, TORCH_SPARSE, CPP, TRITON = 0, 1, 2, 3
+"""Kernel ids for the ``backend`` argument of ``csr_spmm`` (an int, so TorchScript can carry it): torch's CSR
+kernel, torch_sparse's, our C++ kernels (CPU tensors only) and our Triton kernels (CUDA tensors only)."""
+
+
+def check_kernel_device(backend: int, x: Tensor) -> None:
+    """Our own kernels run on one device type each: say so instead of running another kernel silently."""
+    if backend == CPP and x.is_cuda:
+        raise ValueError("sparse backend 'cpp' runs C++ kernels on CPU tensors; these are on CUDA: use backend "
+                         "'triton' there (or 'torch')")
+    if backend == TRITON and not x.is_cuda:
+        raise ValueError("sparse backend 'triton' runs Triton kernels on CUDA tensors; these are on the CPU: use "
+                         "backend 'cpp' there (or 'torch')")
 
 
 def _spmm_one(crow: Tensor, col: Tensor, values: Tensor, x: Tensor, backend: int) -> Tensor:
-    if backend == CPP and not x.is_cuda:
+    check_kernel_device(backend, x)
+    if backend == CPP:
         from .cpu_kernels import load
 
         return load().csr_spmm(crow, col, values.detach(), x.detach())
-    triton_kernels = _triton() if backend == CPP else None
-    if triton_kernels is not None and x.shape[-1] <= triton_kernels.MAX_WIDTH:  # CUDA
-        return triton_kernels.csr_spmm(crow, col, values, x)
+    if backend == TRITON and _triton_width(x.shape[-1]):  # wider rows: torch's kernel (see triton_kernels)
+        return _triton().csr_spmm(crow, col, values, x)
     if backend == TORCH_SPARSE:
         import torch_sparse  # noqa: F401  (registers torch.ops.torch_sparse)
 
@@ -144,8 +156,8 @@ def _save_spmm(ctx, inputs, output) -> None:
 @torch.library.custom_op("beltrami::csr_spmm_backward", mutates_args=())
 def csr_spmm_backward(t_crow: Tensor, t_col: Tensor, t_perm: Tensor, values: Tensor, x: Tensor, grad: Tensor,
                       need_values: bool, need_x: bool) -> List[Tensor]:
-    """``[grad_values, grad_x]`` of ``csr_spmm`` for ``[E]`` values in one pass over ``A^T`` (backend
-    ``"cpp"``: C++ on the CPU, Triton on CUDA; empty tensors where not needed): the sampled product
+    """``[grad_values, grad_x]`` of ``csr_spmm`` for ``[E]`` values in one pass over ``A^T`` (backends
+    ``"cpp"`` on the CPU, ``"triton"`` on CUDA; empty tensors where not needed): the sampled product
     ``<grad[i], x[j]>`` and the product with ``A^T`` share each gathered row ``grad[i]``. First derivatives
     only."""
     from .cpu_kernels import load
@@ -172,8 +184,8 @@ def _spmm_backward(ctx, grad: Tensor):
     grad_values: Optional[Tensor] = None
     grad_x: Optional[Tensor] = None
     need_values, need_x = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
-    if (ctx.backend == CPP and values.dim() == 1 and not torch.is_grad_enabled()
-            and (not x.is_cuda or _triton_width(x.shape[-1]))):
+    if ((ctx.backend == CPP or (ctx.backend == TRITON and _triton_width(x.shape[-1]))) and values.dim() == 1
+            and not torch.is_grad_enabled()):
         # one pass for both; a double backward (grad mode on) takes the differentiable composition below
         grad_values, grad_x = csr_spmm_backward(t_crow, t_col, t_perm, values, x, grad.contiguous(), need_values,
                                                 need_x)

@@ -7,19 +7,20 @@ Backends:
     - ``"torch_sparse"``: ``torch_sparse``'s ``spmm_sum`` kernel (``pip install -e .[sparse]``), used only when
       asked for by name or by ``$BELTRAMI_SPARSE_BACKEND`` (it measured slower than torch's CSR kernel
       here). The autograd formula is the same for both kernels.
-    - ``"cpp"``: kernels of our own, in C++ for the CPU (:mod:`beltrami.sparse.cpu_kernels`, compiled on
-      first use) and in Triton for CUDA (:mod:`beltrami.sparse.triton_kernels`; torch's kernel where triton
-      is missing); offered where a C++ compiler is found, or where a CUDA device and triton are. Its CSR
-      product is faster than torch's on big graphs (docs/measurements/2026-11-cpu-kernels.md), and its
-      backward computes both gradients in one pass. With it, a time-dependent Beltrami flow with dot-product attention and a row
-      softmax computes scores, softmax, head mean and aggregation in one fused kernel
-      (``beltrami::attention_diffusion``).
+    - ``"cpp"`` (CPU tensors) and ``"triton"`` (CUDA tensors): kernels of our own, in C++
+      (:mod:`beltrami.sparse.cpu_kernels`, compiled on first use; offered where a C++ compiler is found) and
+      in Triton (:mod:`beltrami.sparse.triton_kernels`; offered where a CUDA device and triton are). Their
+      CSR product is faster than torch's on big graphs (docs/measurements/2026-11-cpu-kernels.md), and their
+      backward computes both gradients in one pass. With them, a time-dependent Beltrami flow with
+      dot-product attention and a row softmax computes scores, softmax, head mean and aggregation in one
+      fused kernel (``beltrami::attention_diffusion``). Each runs on its own device type only: a tensor on
+      the other raises (``DISPATCH``).
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -29,37 +30,63 @@ from ..graph import CSR, Graph
 from ..validation import check_choice, check_finite
 from . import cpu_kernels, fused_ops, ops, triton_kernels  # noqa: F401 (fused_ops registers its ops)
 
-BACKENDS = ("torch", "torch_sparse", "cpp")
+# backend -> device type -> the kernel that runs: the one dispatch table (docs/architecture.md shows it).
+# Our own kernels run on one device type each; a tensor on the other is an error, never a silent substitute.
+DISPATCH: Dict[str, Dict[str, str]] = {
+    "torch": {"cpu": "torch's CSR kernel", "cuda": "torch's CSR kernel"},
+    "torch_sparse": {"cpu": "torch_sparse.spmm_sum", "cuda": "torch_sparse.spmm_sum"},
+    "cpp": {"cpu": "our C++ kernels (beltrami/sparse/csrc, built on first use)"},
+    "triton": {"cuda": "our Triton kernels (beltrami/sparse/triton_kernels.py)"},
+}
+BACKENDS = tuple(DISPATCH)
 
 
 @functools.lru_cache(maxsize=None)
-def available_backends() -> Tuple[str, ...]:
-    """Backends whose packages are importable (or, for ``cpp``, buildable) here. Probed once per process
+def available_backends(device: str = "cpu") -> Tuple[str, ...]:
+    """Backends that run on ``device`` (a device type: ``"cpu"`` or ``"cuda"``) and whose packages are
+    importable (or, for ``cpp``, buildable) here. Probed once per process and device
     (``available_backends.cache_clear()`` probes again): the probe runs ``ninja --version`` in a subprocess,
     which costs more than a small SpMM."""
+    check_choice(device, ("cpu", "cuda"), "device type")
     found = ["torch"]
     if importlib.util.find_spec("torch_sparse") is not None:
         found.append("torch_sparse")
-    if cpu_kernels.compiler_available() or (triton_kernels.available() and torch.cuda.is_available()):
-        found.append("cpp")  # without a compiler, its CUDA half (Triton) alone
+    if device == "cpu" and cpu_kernels.compiler_available():
+        found.append("cpp")
+    if device == "cuda" and triton_kernels.available() and torch.cuda.is_available():
+        found.append("triton")
     return tuple(found)
+
+
+_MISSING = {"torch_sparse": "pip install -e '.[sparse]' (builds from source in about 10 minutes)",
+            "cpp": "it needs a C++ compiler ($CXX or c++) and ninja (pip install ninja); use backend='torch'",
+            "triton": "it needs a CUDA device and triton (PyTorch's CUDA wheels bring it); use backend='torch'"}
 
 
 def resolve_backend(backend: Optional[str] = None) -> str:
     """``backend`` > ``$BELTRAMI_SPARSE_BACKEND`` > ``"torch"``; raises if the backend is unknown or missing."""
     name = backend or read("BELTRAMI_SPARSE_BACKEND") or "torch"
     check_choice(name, BACKENDS, "sparse backend")
-    if name not in available_backends():
-        hint = {"torch_sparse": "pip install -e '.[sparse]' (builds from source in about 10 minutes)",
-                "cpp": "it needs a C++ compiler ($CXX or c++) and ninja (pip install ninja); "
-                       "use backend='torch'"}[name]
-        raise ImportError(f"sparse backend {name!r} is not installed: {hint}")
+    device = next(iter(DISPATCH[name]))
+    if name not in available_backends(device):
+        raise ImportError(f"sparse backend {name!r} is not installed: {_MISSING[name]}")
     return name
+
+
+def check_backend_device(backend: Optional[str], device: Union[str, torch.device]) -> None:
+    """Raise ValueError, before any work, when ``backend`` has no kernel on ``device`` (see ``DISPATCH``)."""
+    name = backend or read("BELTRAMI_SPARSE_BACKEND") or "torch"
+    kind = torch.device(device).type
+    if name in DISPATCH and kind not in DISPATCH[name]:
+        other = {"cpu": "cpp", "cuda": "triton"}.get(kind)
+        raise ValueError(f"sparse backend {name!r} has no kernels for {kind} tensors (it runs on "
+                         f"{', '.join(DISPATCH[name])}); on {kind} use {other!r} or 'torch'")
 
 
 def backend_id(backend: Optional[str] = None) -> int:
     """The kernel id the ``csr_spmm`` op takes for a backend name (see :func:`resolve_backend`)."""
-    return {"torch": ops.TORCH, "torch_sparse": ops.TORCH_SPARSE, "cpp": ops.CPP}[resolve_backend(backend)]
+    return {"torch": ops.TORCH, "torch_sparse": ops.TORCH_SPARSE, "cpp": ops.CPP,
+            "triton": ops.TRITON}[resolve_backend(backend)]
 
 
 def csr_of(graph: Union[Graph, CSR]) -> CSR:

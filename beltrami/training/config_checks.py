@@ -10,6 +10,7 @@ import torch
 
 from ..functions.attention import INITS, KINDS, NORMALISATIONS, NORMALISE_OVER
 from ..solvers.base import get_scheme
+from ..sparse.spmm import check_backend_device
 from ..validation import (check_bool, check_choice, check_int, check_real, optional_int, optional_real)
 from .sections import ROUTES
 
@@ -58,6 +59,7 @@ def check_config(cfg: Any) -> None:
     check_choice(m.attention_init, INITS, "attention_init")
     _check_seeds(cfg.run)
     _check_device(cfg.run.device)
+    check_backend_device(cfg.run.sparse_backend, cfg.run.device)
     _check_solver(cfg.solver, cfg.run.compile)
     _check_checkpoints(cfg.run)
 

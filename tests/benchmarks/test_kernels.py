@@ -21,7 +21,7 @@ from .conftest import DEVICE, record, synced
 
 pytestmark = pytest.mark.benchmark
 D = 64
-KERNELS = list(available_backends())  # torch; torch_sparse and cpp where present
+KERNELS = list(available_backends(DEVICE.type))  # torch; torch_sparse, and cpp or triton, where present
 
 
 def spmm_bytes(g, d):

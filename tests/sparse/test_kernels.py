@@ -5,6 +5,7 @@ import subprocess
 import pytest
 import torch
 
+import beltrami
 from beltrami.sparse import available_backends, edge_softmax, edge_squareplus, sddmm, spmm
 from beltrami.sparse.softmax import column_softmax
 
@@ -333,3 +334,22 @@ def test_flat_row_gather_matches_index_select_with_gradients():
     index = torch.tensor([3, 0, 0, 6, 2, 3, 3])
     torch.testing.assert_close(gather_rows_flat(x, index), x.index_select(0, index), rtol=0, atol=0)
     assert torch.autograd.gradcheck(lambda x: gather_rows_flat(x, index), (x,))
+
+
+def test_each_own_backend_runs_on_its_device_only():
+    """One dispatch table: cpp has CPU kernels, triton CUDA ones; the wrong device is an error before any
+    work, never another kernel run silently."""
+    from beltrami.sparse import ops
+    from beltrami.sparse.spmm import DISPATCH, check_backend_device
+
+    assert set(DISPATCH["cpp"]) == {"cpu"} and set(DISPATCH["triton"]) == {"cuda"}
+    with pytest.raises(ValueError, match="'cpp' has no kernels for cuda tensors.*use 'triton' or 'torch'"):
+        check_backend_device("cpp", "cuda")
+    with pytest.raises(ValueError, match="'triton' has no kernels for cpu tensors.*use 'cpp' or 'torch'"):
+        check_backend_device("triton", "cpu")
+    check_backend_device("torch", "cuda")
+    with pytest.raises(ValueError, match="'triton' runs Triton kernels on CUDA tensors; these are on the CPU"):
+        ops.check_kernel_device(ops.TRITON, torch.ones(1))
+    assert "triton" not in available_backends("cpu") and "cpp" not in available_backends("cuda")
+    with pytest.raises(ValueError, match="sparse backend 'triton' has no kernels for cpu"):
+        beltrami.fit("cora", sparse_backend="triton", epochs=1, progress=False)
