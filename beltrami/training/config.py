@@ -78,6 +78,10 @@ class FitConfig:
         if self.model.kind == "grand-l" and self.encoding.pos_encoding is not None:
             raise ValueError(f"model='grand-l' is BLEND without positional coordinates: pos_encoding must be None, "
                              f"got {self.encoding.pos_encoding!r} (use model='blend' to keep them)")
+        if (self.model.attention_kind == "exp_product" and self.encoding.pos_encoding is None
+                and self.model.kind not in ("gcn", "gat")):
+            raise ValueError("attention_kind='exp_product' multiplies a positional and a feature kernel: it needs "
+                             "pos_encoding, got None (attention_kind='exp_kernel' is the feature kernel alone)")
         if self.model.kind == "blend-knn" and self.encoding.rewire is None:
             raise ValueError("model='blend-knn' diffuses on a rewired graph: rewire must be 'knn' or 'ppr', got None "
                              "(use model='blend' for the input graph)")
