@@ -134,3 +134,35 @@ def test_sweep_tool_with_the_fallback_engine(tmp_path):
                          capture_output=True, text=True, check=False, timeout=600)
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "s" / "sweep.json").read_text())["best"] is not None
+
+
+def test_figures_run_resumes_and_plots_every_figure(tmp_path, monkeypatch):
+    """tools/figures.py: each cell trained once (a rerun skips the cells its file holds), every figure drawn."""
+    import runpy
+    from types import SimpleNamespace
+
+    import beltrami
+
+    pytest.importorskip("matplotlib")
+    figures = runpy.run_path(str(TOOLS / "figures.py"))
+    calls = []
+
+    def fake_fit(dataset, **kw):
+        calls.append((dataset, kw))
+        run = SimpleNamespace(test_acc=0.8)
+        return SimpleNamespace(test_acc=0.8, test_acc_std=0.01, runs=[run], seconds_per_epoch=0.2,
+                               eval_seconds_per_epoch=0.1, epoch_seconds=0.3, epoch_seconds_median=0.3,
+                               nfe_forward=20.0, config={}, versions={}, commit="abcdef0")
+
+    monkeypatch.setattr(beltrami, "fit", fake_fit)
+    for figure in (3, 4, 5):
+        out = tmp_path / f"fig{figure}.json"
+        figures["run"](figure, out, [0], epochs=1)
+        n = len(calls)
+        figures["run"](figure, out, [0], epochs=1)
+        assert len(calls) == n  # resumed: nothing trained again
+        data = json.loads(out.read_text())
+        assert len(data["cells"]) == len(figures["CELLS"][figure])
+        path = {3: figures["plot3"], 4: figures["plot4"], 5: figures["plot5"]}[figure](data, tmp_path / "plots")
+        assert path.exists() and path.stat().st_size > 1000
+    assert all(kw["split"] == "runner" and kw["preset"] == "paper" and kw["epochs"] == 1 for _, kw in calls)

@@ -85,8 +85,9 @@ def _cell(cells, dataset, label):
 
 
 def _caption(data) -> str:
-    c = data["cells"][0]
-    return f"{len(c['seeds'])} seeds, runner splits, commit {str(c['commit'])[:7]}"
+    seeds = sorted({len(c["seeds"]) for c in data["cells"]})
+    commits = sorted({str(c["commit"])[:7] for c in data["cells"]})
+    return f"{'/'.join(map(str, seeds))} seeds, runner splits, commit {', '.join(commits)}"
 
 
 def plot3(data, out: Path) -> Path:
