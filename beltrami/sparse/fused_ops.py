@@ -1,4 +1,4 @@
-"""The fused custom ops of the ``"cpp"`` backend, with their autograd formulas (first derivatives only).
+"""The fused custom ops of our own kernels (backends ``"cpp"`` and ``"triton"``), with their autograd formulas (first derivatives only).
 
 - ``beltrami::attention_diffusion``: dot-product scores, the row softmax, the head mean, the product with
   ``x`` and the relaxation ``alpha (A x - x)`` in one kernel (C++ on the CPU, Triton on CUDA), for the
