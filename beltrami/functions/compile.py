@@ -48,7 +48,8 @@ class CompiledFunction(nn.Module):
         self.module = module
         compile_kwargs.setdefault("dynamic", True)
         # The adjoint backpropagates through f with retain_graph=True, which a backward compiled with donated
-        # buffers refuses; the flag is read when that backward runs (outside any call of ours), so it is
+        # buffers refuses; the flag is read when that backward compiles, lazily, at the first backward (outside
+        # any call of ours: a config patch around forward was tried and the adjoint test failed), so it is
         # turned off process-wide, and only when compile mode is asked for.
         torch._functorch.config.donated_buffer = False
         # Not a registered submodule: the compiled wrapper shares the module's parameters.
