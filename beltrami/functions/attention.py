@@ -55,8 +55,9 @@ class EdgeAttention(nn.Module):
         pos_dim: number of positional columns at the front of ``z`` (needed for ``attend_on != "both"``).
         normalise_over: ``rows`` (default: rows sum to 1) or ``cols`` (columns sum to 1, the official code's
             orientation).
-        init: ``xavier`` (default) or ``constant`` (weights 1e-5, biases drawn as ``nn.Linear`` draws them:
-            attention starts uniform over each neighbourhood, the start of the paper's code).
+        init: ``xavier`` (default, as a general attention layer starts) or ``constant`` (weights 1e-5, biases
+            drawn as ``nn.Linear`` draws them: attention starts uniform over each neighbourhood, the start of
+            the paper's code, and :class:`~beltrami.BLEND`'s default ``attention_init``).
 
     Shapes:
         - input ``z``: ``[N, dim]``; ``crow``: ``[N + 1]``; ``row``, ``col``, the CSR index tensors: ``[E]``.

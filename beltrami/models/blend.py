@@ -36,7 +36,8 @@ class BLEND(nn.Module):
         hidden_pos: width of ``phi(U)`` (default 16); ``z`` has ``hidden_features + hidden_pos`` columns.
         heads, attention_dim, attention_kind, normalisation, attention_init, normalise_over: the attention (see
             :class:`~beltrami.functions.EdgeAttention`; defaults 1, 64, ``scaled_dot``, ``softmax``, ``constant``,
-            ``rows``).
+            ``rows``). The attention starts ``constant`` here, as the paper's model does, where the attention
+            layer alone starts ``xavier``.
         frozen: attention at ``z(0)`` only (default True, the paper's tuned runs) or at every evaluation.
         add_source: add ``beta z(0)`` to the flow; detach_source: with no gradient through that ``z(0)`` (the
             official code's form). separate_diffusivity: per-channel-group diffusivity.
