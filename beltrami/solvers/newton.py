@@ -125,7 +125,7 @@ class ThetaStep:
 
     def adjoint(self, z_n: Tensor, z_next: Tensor, grad: Tensor, params: Tuple[Tensor, ...]):
         """Gradients of ``<grad, z_{n+1}>`` for ``z_n`` and ``params`` (the implicit function theorem)."""
-        s, cfg = self.h * self.theta, self.settings
+        s = self.h * self.theta
         with torch.enable_grad():
             zl = z_next.detach().requires_grad_()
             f_next = self.counter(self._time(self.t_b, zl), zl)

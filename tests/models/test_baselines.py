@@ -3,7 +3,6 @@ GCN (Kipf & Welling 2017; PyG's GCNConv), ``H' = D^-1/2 (A + I) D^-1/2 H W^T + b
 aggregation; GAT (Velickovic et al. 2018), ``a_ij = softmax_j LeakyReLU(a_dst . W h_i + a_src . W h_j)`` over
 ``j`` in N(i) and i, heads concatenated then one averaged output head. And ``fit`` builds them with the
 configured widths, heads and dropout."""
-import numpy as np
 import pytest
 import torch
 

@@ -6,7 +6,6 @@ paper states: one explicit Euler step whose size times the diffusivity is 1 is o
 several smaller steps are the residual form of eq. 11 with parameters shared across layers.
 """
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn

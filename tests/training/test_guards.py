@@ -1,6 +1,5 @@
 """What fit() refuses or stops on, keeping what it computed: bad data handed as tensors, an output it could not
 write, a diverging loss, and checkpoints that do not belong to the run resuming from them."""
-import json
 
 import pytest
 import torch
