@@ -53,9 +53,9 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
                     str(tmp_path / "table2-cora-blend-fast-runner.json"), "--markdown", str(md), "--results-dir",
                     str(tmp_path)], capture_output=True, text=True, check=True)
     text = md.read_text()
-    assert "| cora | blend (frozen) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
-    public = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen) |")]
-    runner = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen, runner split) |")]
+    assert "| cora | blend (frozen, rk4 step 1) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
+    public = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen, rk4 step 1) |")]
+    runner = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen, runner split, rk4 step 1) |")]
     assert "| 84.2 ± 0.6 | — |" in public[0] and "| 84.2 ± 0.6 | 84.0 ± 1.4 (2) |" in runner[0]
     assert "(no runs yet)" in text  # table 3 is empty
     scale = [line for line in text.splitlines() if line.startswith("| blend")]

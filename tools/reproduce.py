@@ -173,6 +173,8 @@ def markdown(paths: List[Path], results_dir: Path = Path("docs/results")) -> str
         split = cfg.get("split")
         if split in ("fixed", "runner"):
             tags.append(f"{split} split")
+        if res.model in ("blend", "blend-knn") and cfg.get("scheme") not in (None, "dopri5"):
+            tags.append(f"{cfg['scheme']} step {cfg.get('step_size'):g}")  # the paper presets integrate with dopri5
         if tags:
             name += f" ({', '.join(tags)})"
         theirs = (_mean_std(official[res.dataset]) if split == "runner" and res.model == "blend"
