@@ -24,6 +24,9 @@ from typing import Dict, List, Optional, Tuple
 import beltrami
 from beltrami.atomic import atomic_write_text
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's matplotlib loader
+from plot_results import _plt  # noqa: E402
+
 PPR = dict(pos_encoding="ppr", ppr_normalization="sym-col", ppr_topk=None)  # the paper preset's encoding
 FIXED = dict(rtol=None, atol=None)  # a fixed-step scheme takes no tolerances
 STEPS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -67,17 +70,6 @@ def run(figure: int, output: Path, seeds: List[int], epochs: Optional[int] = Non
         output.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output, json.dumps(done, indent=1))
         print(f"  test {100 * r.test_acc:.1f} +- {100 * r.test_acc_std:.1f}, {r.epoch_seconds:.2f} s/epoch", flush=True)
-
-
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        sys.exit("matplotlib is missing: pip install -e '.[plot]'")
-    return plt
 
 
 def _cell(cells, dataset, label):
