@@ -86,9 +86,6 @@ class FitConfig:
             raise ValueError("model='blend-knn' diffuses on a rewired graph: rewire must be 'knn' or 'ppr', got None "
                              "(use model='blend' for the input graph)")
 
-    def sections(self) -> List[Any]:
-        return [getattr(self, name) for name in SECTIONS] + [self.solver.adjoint]
-
     def run_seeds(self) -> List[int]:
         r = self.run
         return list(r.seeds) if r.seeds is not None else [r.seed + i for i in range(r.runs)]
