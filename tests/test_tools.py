@@ -38,7 +38,9 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     res.save(tmp_path / "table2-cora-blend-fast.json")
     res.config["data"]["split"] = "runner"  # the official code's own runs on the runner's splits stand beside it
     res.save(tmp_path / "table2-cora-blend-fast-runner.json")
+    # runs recorded without a split ran the runner's splits; each split's runs stand beside its own rows
     official = [{"dataset": "cora", "program": "official", "test_acc": a} for a in (0.83, 0.85)]
+    official += [{"dataset": "cora", "split": "public", "program": "official", "test_acc": a} for a in (0.80, 0.82)]
     (tmp_path / "official-code-cora.json").write_text(json.dumps({"meta": {}, "runs": official}))
     (tmp_path / "gpu").mkdir()
     row = {"model": "blend-knn", "scheme": "dopri5", "backprop": "adjoint", "compile": "eager",
@@ -56,7 +58,7 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     assert "| cora | blend (frozen, rk4 step 1) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
     public = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen, rk4 step 1) |")]
     runner = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen, runner split, rk4 step 1) |")]
-    assert "| 84.2 ± 0.6 | — |" in public[0] and "| 84.2 ± 0.6 | 84.0 ± 1.4 (2) |" in runner[0]
+    assert "| 84.2 ± 0.6 | 81.0 ± 1.4 (2) |" in public[0] and "| 84.2 ± 0.6 | 84.0 ± 1.4 (2) |" in runner[0]
     assert "(no runs yet)" in text  # table 3 is empty
     scale = [line for line in text.splitlines() if line.startswith("| blend")]
     assert scale == ["| blend-knn | dopri5 | adjoint | eager | cuda, torch 2.11 | 0.474 | 0.466 | 16797 | 27/16 | "
@@ -166,3 +168,24 @@ def test_figures_run_resumes_and_plots_every_figure(tmp_path, monkeypatch):
         path = {3: figures["plot3"], 4: figures["plot4"], 5: figures["plot5"]}[figure](data, tmp_path / "plots")
         assert path.exists() and path.stat().st_size > 1000
     assert all(kw["split"] == "runner" and kw["preset"] == "paper" and kw["epochs"] == 1 for _, kw in calls)
+
+
+def test_compare_official_passes_the_split_to_the_official_runner(tmp_path):
+    # a stand-in runner that logs like the official one and reports which split flags it was given
+    (tmp_path / "run_GNN.py").write_text(
+        "import sys\n"
+        "acc = 0.5 + 0.1 * ('--planetoid_split' in sys.argv) + 0.2 * ('--not_lcc' in sys.argv)\n"
+        "print('Epoch: 1, Runtime 0.5, Loss 1.0, forward nfe 10')\n"
+        "print('Epoch: 2, Runtime 0.7, Loss 0.9, forward nfe 30')\n"
+        "print(f'best val accuracy 0.7 with test accuracy {acc}')\n")
+    accuracies = {}
+    for split in ("runner", "fixed", "public"):
+        out = tmp_path / f"{split}.json"
+        subprocess.run([sys.executable, str(TOOLS / "compare_official.py"), "--official-src", str(tmp_path),
+                        "--official-python", sys.executable, "--datasets", "cora", "--seeds", "0",
+                        "--programs", "official", "--split", split, "--output", str(out)],
+                       capture_output=True, text=True, check=True)
+        [run] = json.loads(out.read_text())["runs"]
+        assert run["split"] == split and run["nfe_forward"] == 20 and run["epochs"] == 2
+        accuracies[split] = run["test_acc"]
+    assert accuracies == pytest.approx({"runner": 0.5, "fixed": 0.6, "public": 0.8})

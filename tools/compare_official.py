@@ -7,10 +7,14 @@
 The official code is the research code of *Beltrami Flow and Neural Diffusion on Graphs* (NeurIPS 2021),
 ``twitter-research/graph-neural-pde``; give the folder holding its ``run_GNN.py`` (with the Planetoid files
 where its loader looks) and a Python that runs it. Each round runs, per dataset and seed, the official
-runner and then ``beltrami-bench`` on the same tuned values, the same split (the official runner draws one
-per seed from the largest component: ``--split runner``) and the same number of epochs; the order of the two programs
-alternates from round to round, because this kind of machine drifts by a third within minutes. The
-official runner never seeds; here each of its runs is seeded like ours (python, numpy, torch).
+runner and then ``beltrami-bench`` on the same tuned values, the same split and the same number of epochs; the
+order of the two programs alternates from round to round, because this kind of machine drifts by a third within
+minutes. The official runner never seeds; here each of its runs is seeded like ours (python, numpy, torch).
+
+``--split`` picks the split both programs use (``SPLIT_ARGS``): ``runner`` (default) is what the official
+runner does with its tuned values, one random split of the largest component per seed; ``fixed`` keeps the one
+split its loader draws (seed 12345) by passing ``--planetoid_split``, which stops the runner from replacing it;
+``public`` is Planetoid's public split on the whole graph (``--planetoid_split --not_lcc``).
 
 Recorded per run: median epoch (training step and evaluation: the official log's ``Runtime``; ours
 ``epoch_seconds_median``), the whole process's wall time (start-up included) and peak resident memory (of
@@ -36,6 +40,8 @@ from typing import Dict, List
 # overrides them) and CiteSeer's name no positional encoding (the default needs a file it does not ship)
 OFFICIAL_ARGS = {"cora": ["--dataset", "Cora", "--beltrami", "--block", "attention"],
                  "citeseer": ["--dataset", "Citeseer", "--beltrami", "--block", "attention", "--pos_enc_type", "GDC"]}
+# the official runner's flags that give each of our splits (see the module docstring)
+SPLIT_ARGS = {"runner": [], "fixed": ["--planetoid_split"], "public": ["--planetoid_split", "--not_lcc"]}
 EPOCHS = {"cora": 100, "citeseer": 250}  # the tuned values; the official --epoch N trains N - 1 epochs
 SEEDED = ("import random, runpy, sys, numpy, torch; s = int(sys.argv[1]); random.seed(s); numpy.random.seed(s); "
           "torch.manual_seed(s); sys.argv = ['run_GNN.py'] + sys.argv[2:]; sys.path.insert(0, '.'); "
@@ -57,7 +63,7 @@ def run_measured(cmd: List[str], cwd: str) -> Dict[str, object]:
 
 
 def official(args, dataset: str, seed: int) -> Dict[str, object]:
-    cmd = [args.official_python, "-c", SEEDED, str(seed), *OFFICIAL_ARGS[dataset],
+    cmd = [args.official_python, "-c", SEEDED, str(seed), *OFFICIAL_ARGS[dataset], *SPLIT_ARGS[args.split],
            "--epoch", str((args.epochs or EPOCHS[dataset]) + 1)]
     res = run_measured(cmd, args.official_src)
     text = res.pop("output")
@@ -74,7 +80,7 @@ def official(args, dataset: str, seed: int) -> Dict[str, object]:
 def ours(args, dataset: str, seed: int) -> Dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "row.json"
-        cmd = [sys.executable, "-m", "beltrami.bench", "--dataset", dataset, "--preset", "paper", "--split", "runner",
+        cmd = [sys.executable, "-m", "beltrami.bench", "--dataset", dataset, "--preset", "paper", "--split", args.split,
                "--seed", str(seed), "--output", str(out)] + (["--epochs", str(args.epochs)] if args.epochs else [])
         res = run_measured(cmd, str(Path(__file__).resolve().parents[1]))
         row = json.loads(out.read_text())["rows"][0]
@@ -120,6 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--official-python", required=True, help="a Python that runs the official code")
     p.add_argument("--datasets", default="cora,citeseer")
     p.add_argument("--seeds", default="0,1")
+    p.add_argument("--split", default="runner", choices=sorted(SPLIT_ARGS), help="the split both programs use")
     p.add_argument("--epochs", type=int, default=None, help="epochs of every run (default: the tuned values)")
     p.add_argument("--programs", default="official,beltrami",
                    help="which programs run (accuracy-only sittings may run one; the table then has no ratios)")
@@ -140,7 +147,7 @@ def main(argv=None) -> int:
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     command = " ".join(["--official-src OFFICIAL_SRC --official-python OFFICIAL_PYTHON", f"--datasets {args.datasets}",
-                        f"--seeds {args.seeds}", f"--programs {args.programs}"]
+                        f"--seeds {args.seeds}", f"--split {args.split}", f"--programs {args.programs}"]
                        + ([f"--epochs {args.epochs}"] if args.epochs else []))
     meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "machine": platform.platform(),
             "cpus": os.cpu_count(), "command": command}
@@ -149,7 +156,7 @@ def main(argv=None) -> int:
         for dataset in datasets:
             order = [programs[c] for c in chosen]
             for program in (order if i % 2 == 0 else order[::-1]):
-                r = {"dataset": dataset, "seed": seed, **program(args, dataset, seed)}
+                r = {"dataset": dataset, "split": args.split, "seed": seed, **program(args, dataset, seed)}
                 print(json.dumps(r), flush=True)
                 runs.append(r)
                 # after every run: a failure later keeps what finished
