@@ -132,10 +132,12 @@ def test_encodings_scale_small_graph(tmp_path):
 def test_sweep_tool_with_the_fallback_engine(tmp_path):
     pytest.importorskip("optuna")
     out = subprocess.run([sys.executable, str(TOOLS / "sweep.py"), "--dataset", "cora", "--trials", "1",
-                          "--engine", "optuna", "--epochs", "1", "--output", str(tmp_path / "s")],
+                          "--engine", "optuna", "--epochs", "1", "--space", "around", "--output", str(tmp_path / "s")],
                          capture_output=True, text=True, check=False, timeout=600)
     assert out.returncode == 0, out.stderr
-    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["best"] is not None
+    summary = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert summary["best"] is not None
+    assert set(summary["space"]) == {"lr", "weight_decay", "time", "dropout", "input_dropout"}
 
 
 def test_figures_run_resumes_and_plots_every_figure(tmp_path, monkeypatch):

@@ -15,7 +15,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from beltrami.sweep import ENGINES, sweep
+from beltrami.sweep import ENGINES, PAPER_SPACE, space_around, sweep
+from beltrami.training.config import preset_values
 
 
 def main(argv=None) -> int:
@@ -29,11 +30,19 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=1, help="seeds (and random splits) per trial")
     p.add_argument("--seed", type=int, default=0, help="the sampler's seed")
     p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: the preset's)")
+    p.add_argument("--space", choices=("paper", "around"), default="paper",
+                   help="the official Cora space (default) or one around the paper preset's values")
+    p.add_argument("--factor", type=float, default=2.0, help="--space around: how far rates and time go")
     p.add_argument("--output", default="sweep")
     args = p.parse_args(argv)
     fixed = {} if args.epochs is None else {"epochs": args.epochs}
-    summary = sweep(args.dataset, trials=args.trials, engine=args.engine, output=args.output, seed=args.seed,
-                    address=args.address, max_concurrent=args.max_concurrent, split=args.split,
+    try:
+        space = (PAPER_SPACE if args.space == "paper"
+                 else space_around(preset_values("paper", args.dataset), factor=args.factor))
+    except ValueError as err:
+        p.error(f"--space {args.space}: {err}")
+    summary = sweep(args.dataset, trials=args.trials, engine=args.engine, space=space, output=args.output,
+                    seed=args.seed, address=args.address, max_concurrent=args.max_concurrent, split=args.split,
                     seeds=list(range(args.seeds)), **fixed)
     table = Table(title=f"{args.engine} sweep on {args.dataset}: {len(summary['trials'])} trials, "
                         f"{summary['seconds']:.0f} s")

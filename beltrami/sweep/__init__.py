@@ -17,7 +17,7 @@ from typing import Any, Dict, Mapping, Optional
 from ..atomic import atomic_write_text
 from ..training.result import git_commit, versions
 from ..validation import check_choice
-from .space import PAPER_SPACE, Choice, Domain, LogUniform, Uniform, validate_space
+from .space import PAPER_SPACE, Choice, Domain, LogUniform, Uniform, space_around, validate_space
 from .trial import run_trial
 
 ENGINES = ("ray", "optuna")
@@ -72,4 +72,4 @@ def _describe(dom: Domain) -> Dict[str, Any]:
     return {"loguniform" if isinstance(dom, LogUniform) else "uniform": [dom.low, dom.high]}
 
 
-__all__ = ["sweep", "PAPER_SPACE", "Uniform", "LogUniform", "Choice", "ENGINES"]
+__all__ = ["sweep", "PAPER_SPACE", "space_around", "Uniform", "LogUniform", "Choice", "ENGINES"]

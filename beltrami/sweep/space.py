@@ -4,6 +4,8 @@
 ``PAPER_SPACE`` is the space the official code searched for BLEND on Cora (its Ray Tune script
 ``set_cora_search_space``, with the positional-encoding entries of its BLEND space), in our option names:
 ``tol_scale`` is the official tolerance scale (``atol = tol_scale 1e-7``, ``rtol = tol_scale 1e-9``).
+:func:`space_around` is a local space instead: the training values of a tuned configuration (a preset's),
+each within a factor or a band of itself, the architecture kept.
 """
 from __future__ import annotations
 
@@ -48,6 +50,35 @@ PAPER_SPACE: Dict[str, Domain] = {
     "pos_dim": Choice((16, 32)),
     "normalisation": Choice(("softmax", "squareplus")),
 }
+
+
+# the values space_around varies: rates, regularisation and the integration time, each on a log scale
+# within a factor of the tuned value; dropouts (probabilities) within an additive band
+AROUND_LOG = ("lr", "weight_decay", "time")
+AROUND_BAND = ("dropout", "input_dropout")
+
+
+def space_around(values: Mapping[str, Any], factor: float = 2.0, band: float = 0.15) -> Dict[str, Domain]:
+    """A search space around tuned ``values`` (e.g. ``preset_values("paper", "citeseer")``).
+
+    ``lr``, ``weight_decay`` and ``time`` are drawn log-uniformly from ``[v / factor, v * factor]``,
+    ``dropout`` and ``input_dropout`` uniformly from ``[v - band, v + band]`` clipped to ``[0, 0.95]``;
+    a value missing from ``values`` (or ``None``) is left out. The architecture is not searched.
+    """
+    if not factor > 1:
+        raise ValueError(f"factor must be > 1, got {factor}")
+    if not 0 < band < 1:
+        raise ValueError(f"band must be in (0, 1), got {band}")
+    space: Dict[str, Domain] = {}
+    for name in AROUND_LOG:
+        v = values.get(name)
+        if v is not None and v > 0:
+            space[name] = LogUniform(v / factor, v * factor)
+    for name in AROUND_BAND:
+        v = values.get(name)
+        if v is not None:
+            space[name] = Uniform(max(0.0, v - band), min(0.95, v + band))
+    return space
 
 
 def validate_space(space: Mapping[str, Domain]) -> None:

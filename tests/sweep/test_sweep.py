@@ -68,3 +68,21 @@ def test_bad_arguments(tmp_path):
         sweep("cora", trials=0, engine="optuna", output=str(tmp_path))
     with pytest.raises(ValueError, match="both searched and fixed"):
         sweep("cora", engine="optuna", space=SMALL, lr=0.1, output=str(tmp_path))
+
+
+def test_space_around_keeps_each_value_inside_its_range():
+    from beltrami.sweep.space import space_around
+    from beltrami.training.config import preset_values
+
+    values = preset_values("paper", "citeseer")
+    space = space_around(values, factor=2.0, band=0.15)
+    validate_space(space)
+    assert set(space) == {"lr", "weight_decay", "time", "dropout", "input_dropout"}
+    assert space["lr"] == LogUniform(values["lr"] / 2, values["lr"] * 2)
+    assert space["time"].low < values["time"] < space["time"].high
+    assert space["dropout"] == Uniform(values["dropout"] - 0.15, min(0.95, values["dropout"] + 0.15))
+    assert space_around({"dropout": 0.05, "lr": None}) == {"dropout": Uniform(0.0, 0.2)}  # clipped; None left out
+    with pytest.raises(ValueError, match="factor"):
+        space_around(values, factor=1.0)
+    with pytest.raises(ValueError, match="band"):
+        space_around(values, band=0.0)
