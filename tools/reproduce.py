@@ -200,8 +200,9 @@ def markdown(paths: List[Path], results_dir: Path = Path("docs/results")) -> str
                  "Planetoid's public split, as the paper's text says. The official code's own runs, seeded alike, "
                  "on the same split as the row are in the column beside the paper's (`tools/compare_official.py "
                  "--programs official --split runner|fixed|public`). diff is ours minus the paper's.", ""],
-             3: ["The official code column: its runner's own runs (`--split runner`), which draw a random split of "
-                 "the largest component per seed by the same protocol as these rows, from other seeds.", ""]}
+             3: ["These rows keep one development set (DIGL's fixed development seed) and draw the training nodes "
+                 "per seed. The official code column: its runner's own runs (`--split runner`), whose random "
+                 "splits of the largest component redraw the development set with each seed.", ""]}
     for table, title in ((2, "Table 2: Planetoid public split"), (3, "Table 3: random splits (LCC)")):
         text += [f"## {title}", ""] + notes[table] + [head] + (rows[table] or ["| (no runs yet) ||||||||||"]) + [""]
     text += scale_table(results_dir)

@@ -14,8 +14,9 @@ from torch import Tensor
 
 Masks = Tuple[Tensor, Tensor, Tensor]
 
-# The seed GRAND/BLEND's code (after Shchur et al. 2018) fixes for drawing the development set, so that the
-# test set is the same for every run and only the 20-per-class training draw varies with the seed.
+# The seed DIGL's code (after Shchur et al. 2018) fixes for drawing the development set, so that the test set
+# is the same for every run and only the 20-per-class training draw varies with the seed. The BLEND code keeps
+# the constant but draws the development set with each split's own seed instead (split="runner").
 DEVELOPMENT_SEED = 1684992425
 # The seed the official BLEND code's loader (``data.get_dataset``) draws both the development set and the
 # training nodes with whenever it keeps the largest connected component (Cora's and CiteSeer's tuned
