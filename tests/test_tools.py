@@ -174,20 +174,26 @@ def test_figures_run_resumes_and_plots_every_figure(tmp_path, monkeypatch):
 
 def test_compare_official_passes_the_split_to_the_official_runner(tmp_path):
     # a stand-in runner that logs like the official one and reports which split flags it was given
-    (tmp_path / "run_GNN.py").write_text(
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "run_GNN.py").write_text(
         "import sys\n"
         "acc = 0.5 + 0.1 * ('--planetoid_split' in sys.argv) + 0.2 * ('--not_lcc' in sys.argv)\n"
         "print('Epoch: 1, Runtime 0.5, Loss 1.0, forward nfe 10')\n"
         "print('Epoch: 2, Runtime 0.7, Loss 0.9, forward nfe 30')\n"
         "print(f'best val accuracy 0.7 with test accuracy {acc}')\n")
+    cache = tmp_path / "data" / "pos_encodings" / "Cora_GDC.pkl"  # the official encoding cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
     accuracies = {}
     for split in ("runner", "fixed", "public"):
+        cache.write_bytes(b"rows of another graph")
         out = tmp_path / f"{split}.json"
-        subprocess.run([sys.executable, str(TOOLS / "compare_official.py"), "--official-src", str(tmp_path),
+        subprocess.run([sys.executable, str(TOOLS / "compare_official.py"), "--official-src", str(src),
                         "--official-python", sys.executable, "--datasets", "cora", "--seeds", "0",
                         "--programs", "official", "--split", split, "--output", str(out)],
                        capture_output=True, text=True, check=True)
         [run] = json.loads(out.read_text())["runs"]
         assert run["split"] == split and run["nfe_forward"] == 20 and run["epochs"] == 2
         accuracies[split] = run["test_acc"]
+        assert not cache.exists()  # each run computes its own encoding
     assert accuracies == pytest.approx({"runner": 0.5, "fixed": 0.6, "public": 0.8})

@@ -62,7 +62,17 @@ def run_measured(cmd: List[str], cwd: str) -> Dict[str, object]:
     return {"output": out, "wall_seconds": wall, "peak_MB": usage.ru_maxrss / 1024}
 
 
+def drop_cached_encoding(args, dataset: str) -> None:
+    """Remove the official code's cached positional encoding of ``dataset``: it is stored under the
+    dataset's name alone (``data/pos_encodings/<Dataset>_GDC.pkl`` beside ``src/``) and loaded on any graph,
+    so a run on the whole graph after one on the largest component would read the wrong rows (it fails on
+    the size mismatch). Each run computes its own; the exact PPR of these graphs takes seconds."""
+    name = OFFICIAL_ARGS[dataset][OFFICIAL_ARGS[dataset].index("--dataset") + 1]
+    (Path(args.official_src).resolve().parent / "data" / "pos_encodings" / f"{name}_GDC.pkl").unlink(missing_ok=True)
+
+
 def official(args, dataset: str, seed: int) -> Dict[str, object]:
+    drop_cached_encoding(args, dataset)
     cmd = [args.official_python, "-c", SEEDED, str(seed), *OFFICIAL_ARGS[dataset], *SPLIT_ARGS[args.split],
            "--epoch", str((args.epochs or EPOCHS[dataset]) + 1)]
     res = run_measured(cmd, args.official_src)
