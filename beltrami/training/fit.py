@@ -7,6 +7,7 @@ that epoch (optionally stopping after ``patience`` epochs without improvement).
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 import warnings
@@ -84,7 +85,8 @@ def evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Opti
     With ``cfg.train.select_time`` a BLEND is decoded at ``select_time_points`` times in ``(0, select_time * T]``
     and the first time of best validation accuracy is kept, as the official code's early-stopping
     integrator does at every accepted step (selection uses validation labels only). If the solve past the
-    trained horizon fails (the dynamics can stiffen there: step-size underflow), the model is read at T.
+    trained horizon fails (the dynamics can stiffen there: step-size underflow), the model is read at T; if
+    that fails too, the accuracies are NaN (an unscored epoch, never the best) and the time None.
     The model's ``last_solution`` stays that of training (the evaluation's holds every state it read)."""
     model.eval()
     trained = getattr(model, "last_solution", None)
@@ -107,7 +109,13 @@ def _evaluate(cfg: FitConfig, model: nn.Module, ds: Dataset, x: Tensor, pos: Opt
                 return (*accs[best], times[best])
             except SolverError as err:
                 warnings.warn(f"time selection up to {times[-1]:.3g} failed ({err}); read at T = {cfg.solver.time:.3g}")
-        tr, va, te = _accuracies(model(x, pos), ds).tolist()
+        try:
+            tr, va, te = _accuracies(model(x, pos), ds).tolist()
+        except SolverError as err:
+            # without dropout the flow can blow up where training's did not (the time-dependent Cora preset
+            # does): the epoch has no prediction to score, and must not be picked as the best
+            warnings.warn(f"evaluation failed ({err}); this epoch is not scored (NaN) and cannot be the best")
+            return math.nan, math.nan, math.nan, None
         return tr, va, te, (cfg.solver.time if isinstance(model, BLEND) else None)
 
 
@@ -168,7 +176,7 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
                   "nfe_forward": nfe_f, "nfe_backward": nfe_b, "seconds": seconds, "eval_seconds": eval_seconds,
                   "time": t_read}
         state["history"].append(record)
-        if best is None or va > best["val_acc"]:
+        if best is None or va > best["val_acc"] or (math.isnan(best["val_acc"]) and not math.isnan(va)):
             best = {**record, "state_dict": copy.deepcopy(model.state_dict())}
         state["best"], state["epoch"] = best, epoch + 1
         if task is not None:
