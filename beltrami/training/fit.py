@@ -35,7 +35,7 @@ from ..validation import check_writable_file
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import FitConfig
 from .data import as_dataset, normalise_features
-from .guards import Diverged, TrainingDivergedError, divergence
+from .guards import Diverged, TrainingDivergedError, divergence, solve_failure
 from .positional import dynamic_rewire, positional_coordinates, rewired_graph
 from .result import FitResult, RunResult, git_commit
 
@@ -160,10 +160,15 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
         t0 = time.perf_counter()
         model.train()
         opt.zero_grad()
-        logits = model(x, pos)
-        loss = F.cross_entropy(logits[train_mask], y[train_mask]) + _reg_loss(model)
-        loss_value = float(loss.detach())
-        why = divergence(loss_value, state["history"][0]["loss"] if state["history"] else None, epoch, cfg.train.lr)
+        try:
+            logits = model(x, pos)
+        except SolverError as err:
+            why = solve_failure(err, epoch, cfg.train.lr)
+        else:
+            loss = F.cross_entropy(logits[train_mask], y[train_mask]) + _reg_loss(model)
+            loss_value = float(loss.detach())
+            why = divergence(loss_value, state["history"][0]["loss"] if state["history"] else None, epoch,
+                             cfg.train.lr)
         if why is not None:  # before the step: the weights stay those of the last good epoch
             raise Diverged(why, _finish(cfg, model, seed, best, state["history"], startup) if best else None, model)
         loss.backward()

@@ -1,5 +1,5 @@
-"""Training that cannot go on: a loss that is not finite or has exploded stops the run with an error that
-keeps what was trained and measured until then."""
+"""Training that cannot go on: a loss that is not finite or has exploded, or a training solve that fails,
+stops the run with an error that keeps what was trained and measured until then."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ near log(classes), and a step size that works lowers it."""
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss became non-finite or exploded. ``result``: a :class:`~beltrami.FitResult` of the seeds
+    """The loss became non-finite or exploded, or the training solve failed. ``result``: a :class:`~beltrami.FitResult` of the seeds
     finished before, and of this seed up to its last good epoch (its best-validation weights in
     ``result.trained_model``); None where not one epoch finished. Written to ``output`` when one was given."""
 
@@ -36,5 +36,14 @@ def divergence(loss: float, first: Optional[float], epoch: int, lr: float) -> Op
         what = f"the training loss exploded to {loss:.3g} (it started at {first:.3g})"
     else:
         return None
+    return _advice(what, epoch, lr)
+
+
+def solve_failure(error: Exception, epoch: int, lr: float) -> str:
+    """Why training cannot go on when the training solve itself failed (a non-finite state, step underflow)."""
+    return _advice(f"the training solve failed ({error})", epoch, lr)
+
+
+def _advice(what: str, epoch: int, lr: float) -> str:
     return (f"{what} at epoch {epoch}: training diverged. Try a smaller lr than {lr:g}, or a smaller step or "
             "tighter tolerances for the solver; the epochs before are kept in this error's result")

@@ -93,6 +93,26 @@ def test_divergence_stops_with_the_partial_result(small, tmp_path):
     assert part.trained_model is not None
 
 
+def test_a_failed_training_solve_stops_with_the_partial_result(small, monkeypatch):
+    """The time-dependent Cora preset's training solve became non-finite at epoch 9 and the SolverError
+    ended fit() with nothing kept; now it stops like a diverging loss, keeping the epochs before."""
+    from beltrami.solvers import SolverError
+
+    forward, calls = beltrami.BLEND.forward, iter(range(100))
+
+    def fails_in_the_second_training_solve(self, x, pos=None):
+        if self.training and next(calls) == 1:
+            raise SolverError("dopri5: non-finite error estimate at t=18.15")
+        return forward(self, x, pos)
+
+    monkeypatch.setattr(beltrami.BLEND, "forward", fails_in_the_second_training_solve)
+    with pytest.raises(TrainingDivergedError, match=r"seed 0: the training solve failed \(dopri5: non-finite "
+                                                   r"error estimate at t=18.15\) at epoch 1: training diverged"
+                       ) as info:
+        beltrami.fit(small, preset="fast", epochs=4, progress=False)
+    assert [len(r.history) for r in info.value.result.runs] == [1]
+
+
 def test_training_that_works_is_not_stopped(small):
     res = beltrami.fit(small, preset="fast", epochs=6, lr=0.05, progress=False)
     assert len(res.history) == 6
