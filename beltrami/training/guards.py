@@ -11,9 +11,10 @@ near log(classes), and a step size that works lowers it."""
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss became non-finite or exploded, or the training solve failed. ``result``: a :class:`~beltrami.FitResult` of the seeds
-    finished before, and of this seed up to its last good epoch (its best-validation weights in
-    ``result.trained_model``); None where not one epoch finished. Written to ``output`` when one was given."""
+    """The loss became non-finite or exploded, or the training solve failed. ``result``: a
+    :class:`~beltrami.FitResult` of the seeds finished before, and of this seed up to its last good epoch (its
+    best-validation weights in ``result.trained_model``); None where not one epoch finished. Written to
+    ``output`` when one was given."""
 
     def __init__(self, message: str, result: Optional[Any] = None) -> None:
         super().__init__(message)
