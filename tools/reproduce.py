@@ -148,8 +148,8 @@ def official_runs(results_dir: Path) -> Dict[Tuple[str, str], List[float]]:
     return out
 
 
-# which of the official code's runs stand beside a row of each split: Table 3's random splits follow the
-# runner's protocol (a random split of the largest component per seed), drawn from other seeds
+# which of the official code's runs stand beside a row of each split: beside Table 3's random splits, the
+# runner's, its nearest protocol (a random split of the largest component per seed, the development set redrawn)
 OFFICIAL_SPLIT = {None: "public", "public": "public", "fixed": "fixed", "runner": "runner", "random": "runner"}
 
 
