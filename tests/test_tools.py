@@ -172,27 +172,47 @@ def test_figures_run_resumes_and_plots_every_figure(tmp_path, monkeypatch):
     assert all(kw["split"] == "runner" and kw["preset"] == "paper" and kw["epochs"] == 1 for _, kw in calls)
 
 
-def test_compare_official_passes_the_split_to_the_official_runner(tmp_path):
-    # a stand-in runner that logs like the official one and reports which split flags it was given
+def _official_stand_in(tmp_path):
+    """A stand-in for the official runner that logs like it; its test accuracy says which split flags it got
+    and whether its tuned values had rewire_KNN on."""
     src = tmp_path / "src"
     src.mkdir()
+    (src / "best_params.py").write_text("best_params_dict = {'Cora': {'rewire_KNN': False}}\n")
     (src / "run_GNN.py").write_text(
         "import sys\n"
+        "from best_params import best_params_dict\n"
         "acc = 0.5 + 0.1 * ('--planetoid_split' in sys.argv) + 0.2 * ('--not_lcc' in sys.argv)\n"
+        "acc += 0.05 * best_params_dict['Cora']['rewire_KNN']\n"
         "print('Epoch: 1, Runtime 0.5, Loss 1.0, forward nfe 10')\n"
         "print('Epoch: 2, Runtime 0.7, Loss 0.9, forward nfe 30')\n"
         "print(f'best val accuracy 0.7 with test accuracy {acc}')\n")
+    return src
+
+
+def _official_run(src, out, *args):
+    subprocess.run([sys.executable, str(TOOLS / "compare_official.py"), "--official-src", str(src),
+                    "--official-python", sys.executable, "--datasets", "cora", "--seeds", "0",
+                    "--programs", "official", "--output", str(out), *args],
+                   capture_output=True, text=True, check=True)
+    [run] = json.loads(out.read_text())["runs"]
+    return run
+
+
+def test_compare_official_switches_the_tuned_knn_rewiring_on(tmp_path):
+    src = _official_stand_in(tmp_path)
+    assert _official_run(src, tmp_path / "a.json")["test_acc"] == pytest.approx(0.5)
+    run = _official_run(src, tmp_path / "b.json", "--model", "blend-knn")
+    assert run["model"] == "blend-knn" and run["test_acc"] == pytest.approx(0.55)
+
+
+def test_compare_official_passes_the_split_to_the_official_runner(tmp_path):
+    src = _official_stand_in(tmp_path)
     cache = tmp_path / "data" / "pos_encodings" / "Cora_GDC.pkl"  # the official encoding cache
     cache.parent.mkdir(parents=True, exist_ok=True)
     accuracies = {}
     for split in ("runner", "fixed", "public"):
         cache.write_bytes(b"rows of another graph")
-        out = tmp_path / f"{split}.json"
-        subprocess.run([sys.executable, str(TOOLS / "compare_official.py"), "--official-src", str(src),
-                        "--official-python", sys.executable, "--datasets", "cora", "--seeds", "0",
-                        "--programs", "official", "--split", split, "--output", str(out)],
-                       capture_output=True, text=True, check=True)
-        [run] = json.loads(out.read_text())["runs"]
+        run = _official_run(src, tmp_path / f"{split}.json", "--split", split)
         assert run["split"] == split and run["nfe_forward"] == 20 and run["epochs"] == 2
         accuracies[split] = run["test_acc"]
         assert not cache.exists()  # each run computes its own encoding

@@ -15,6 +15,9 @@ minutes. The official runner never seeds; here each of its runs is seeded like o
 runner does with its tuned values, one random split of the largest component per seed; ``fixed`` keeps the one
 split its loader draws (seed 12345) by passing ``--planetoid_split``, which stops the runner from replacing it;
 ``public`` is Planetoid's public split on the whole graph (``--planetoid_split --not_lcc``).
+``--model blend-knn`` runs the official runner with its tuned ``rewire_KNN`` switched on (k = 64 counting the
+node itself, Euclidean, directed, rebuilt from the encoder's output every ``rewire_KNN_epoch`` epochs) against
+ours with ``--model blend-knn``; the official runner needs ``pykeops`` for it.
 
 Recorded per run: median epoch (training step and evaluation: the official log's ``Runtime``; ours
 ``epoch_seconds_median``), the whole process's wall time (start-up included) and peak resident memory (of
@@ -43,9 +46,22 @@ OFFICIAL_ARGS = {"cora": ["--dataset", "Cora", "--beltrami", "--block", "attenti
 # the official runner's flags that give each of our splits (see the module docstring)
 SPLIT_ARGS = {"runner": [], "fixed": ["--planetoid_split"], "public": ["--planetoid_split", "--not_lcc"]}
 EPOCHS = {"cora": 100, "citeseer": 250}  # the tuned values; the official --epoch N trains N - 1 epochs
-SEEDED = ("import random, runpy, sys, numpy, torch; s = int(sys.argv[1]); random.seed(s); numpy.random.seed(s); "
-          "torch.manual_seed(s); sys.argv = ['run_GNN.py'] + sys.argv[2:]; sys.path.insert(0, '.'); "
-          "runpy.run_path('run_GNN.py', run_name='__main__')")
+# the runner with its seeds set (it sets none). For BLEND-kNN its tuned values get rewire_KNN on: the runner's
+# own --rewire_KNN flag is overwritten by the tuned values (False for every dataset), and merge_cmd_args does not
+# restore it, so the shipped runner never rewires with the tuned values
+SEEDED = """
+import random, runpy, sys, numpy, torch
+seed, model = int(sys.argv[1]), sys.argv[2]
+random.seed(seed); numpy.random.seed(seed); torch.manual_seed(seed)
+sys.path.insert(0, '.')
+if model == 'blend-knn':
+    import best_params
+    for values in best_params.best_params_dict.values():
+        values['rewire_KNN'] = True
+sys.argv = ['run_GNN.py'] + sys.argv[3:]
+runpy.run_path('run_GNN.py', run_name='__main__')
+"""
+MODELS = ("blend", "blend-knn")
 
 
 def run_measured(cmd: List[str], cwd: str) -> Dict[str, object]:
@@ -73,7 +89,8 @@ def drop_cached_encoding(args, dataset: str) -> None:
 
 def official(args, dataset: str, seed: int) -> Dict[str, object]:
     drop_cached_encoding(args, dataset)
-    cmd = [args.official_python, "-c", SEEDED, str(seed), *OFFICIAL_ARGS[dataset], *SPLIT_ARGS[args.split],
+    cmd = [args.official_python, "-c", SEEDED, str(seed), args.model,
+           *OFFICIAL_ARGS[dataset], *SPLIT_ARGS[args.split],
            "--epoch", str((args.epochs or EPOCHS[dataset]) + 1)]
     res = run_measured(cmd, args.official_src)
     text = res.pop("output")
@@ -91,7 +108,7 @@ def ours(args, dataset: str, seed: int) -> Dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "row.json"
         cmd = [sys.executable, "-m", "beltrami.bench", "--dataset", dataset, "--preset", "paper", "--split", args.split,
-               "--seed", str(seed), "--output", str(out)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+               "--model", args.model, "--seed", str(seed), "--output", str(out)] + (["--epochs", str(args.epochs)] if args.epochs else [])
         res = run_measured(cmd, str(Path(__file__).resolve().parents[1]))
         row = json.loads(out.read_text())["rows"][0]
     res.pop("output")
@@ -137,6 +154,8 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default="cora,citeseer")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--split", default="runner", choices=sorted(SPLIT_ARGS), help="the split both programs use")
+    p.add_argument("--model", default="blend", choices=MODELS,
+                   help="blend, or blend-knn: the official runner with its tuned rewire_KNN options switched on")
     p.add_argument("--epochs", type=int, default=None, help="epochs of every run (default: the tuned values)")
     p.add_argument("--programs", default="official,beltrami",
                    help="which programs run (accuracy-only sittings may run one; the table then has no ratios)")
@@ -157,7 +176,8 @@ def main(argv=None) -> int:
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     command = " ".join(["--official-src OFFICIAL_SRC --official-python OFFICIAL_PYTHON", f"--datasets {args.datasets}",
-                        f"--seeds {args.seeds}", f"--split {args.split}", f"--programs {args.programs}"]
+                        f"--seeds {args.seeds}", f"--split {args.split}", f"--model {args.model}",
+                        f"--programs {args.programs}"]
                        + ([f"--epochs {args.epochs}"] if args.epochs else []))
     meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit, "machine": platform.platform(),
             "cpus": os.cpu_count(), "command": command}
@@ -166,7 +186,8 @@ def main(argv=None) -> int:
         for dataset in datasets:
             order = [programs[c] for c in chosen]
             for program in (order if i % 2 == 0 else order[::-1]):
-                r = {"dataset": dataset, "split": args.split, "seed": seed, **program(args, dataset, seed)}
+                r = {"dataset": dataset, "split": args.split, "model": args.model, "seed": seed,
+                     **program(args, dataset, seed)}
                 print(json.dumps(r), flush=True)
                 runs.append(r)
                 # after every run: a failure later keeps what finished

@@ -28,7 +28,7 @@ REALS = {"lr": (0.0, None, True, False), "time": (0.0, None, True, False), "weig
 OPTIONAL_REALS = {"pos_dropout": (0.0, 1.0, False, True), "adjoint_step_size": (0.0, None, True, False),
                   "adjoint_rtol": (0.0, None, False, False), "adjoint_atol": (0.0, None, False, False)}
 BOOLS = ("self_loops", "frozen", "add_source", "detach_source", "separate_diffusivity", "resume", "progress", "pool_memory",
-         "keep_freed_memory")
+         "keep_freed_memory", "rewire_symmetric")
 
 
 def _check_each(cfg: Any, names, check) -> None:

@@ -155,7 +155,9 @@ def train_run(cfg: FitConfig, ds: Dataset, graph: Graph, pos: Optional[Tensor], 
     dynamic = cfg.encoding.rewire_every > 0 and isinstance(model, BLEND)
     startup = time.perf_counter() - started
     for epoch in range(state["epoch"], cfg.train.epochs):
-        if dynamic and epoch > 0 and epoch % cfg.encoding.rewire_every == 0:
+        # before every rewire_every-th epoch counted from 1, as the official runner: its first graph serves
+        # rewire_every - 1 epochs
+        if dynamic and (epoch + 1) % cfg.encoding.rewire_every == 0:
             dynamic_rewire(cfg, model, x, pos)
         t0 = time.perf_counter()
         model.train()

@@ -88,7 +88,8 @@ def rewired_graph(cfg, ds: Dataset, pos: Optional[Tensor]) -> Graph:
         else:
             # on the training device: a GPU does ogbn-arxiv's 169K x 169K blocked products in seconds
             coords = knn_coordinates(enc.rewire_on, pos, ds.x).to(cfg.run.device)
-            g = knn_graph(coords, enc.rewire_k, show_progress=cfg.run.progress)
+            g = knn_graph(coords, enc.rewire_k, metric=enc.rewire_metric, symmetric=enc.rewire_symmetric,
+                          show_progress=cfg.run.progress)
     return g.add_self_loops() if cfg.data.self_loops else g
 
 
@@ -112,5 +113,6 @@ def dynamic_rewire(cfg, model, x: Tensor, pos: Optional[Tensor]) -> None:
         model.train(was_training)
     hp = model.hidden_pos
     coords = knn_coordinates(cfg.encoding.rewire_on, z0[:, :hp] if hp else None, z0[:, hp:])
-    g = knn_graph(coords, cfg.encoding.rewire_k)
+    enc = cfg.encoding
+    g = knn_graph(coords, enc.rewire_k, metric=enc.rewire_metric, symmetric=enc.rewire_symmetric)
     model.set_graph(g.add_self_loops() if cfg.data.self_loops else g)

@@ -49,7 +49,8 @@ def test_recorded_configs_read_back(tmp_path):
     (dict(solver={"adjoint": {"tol": 1}}), r"unknown option 'tol' in section 'adjoint'; valid: scheme, rtol"),
     (dict(lr=0.1, train={"lr": 0.2}), r"train.lr is given twice: as 'lr' and as 'train.lr'"),
     (dict(model="grand-l", pos_encoding="ppr"), r"grand-l.*pos_encoding must be None, got 'ppr'"),
-    (dict(model="blend-knn", rewire=None), r"blend-knn.*rewire must be 'knn' or 'ppr', got None"),
+    (dict(model="blend-knn", rewire=None),
+     r"blend-knn.*rewire must be 'knn' or 'ppr', or rewire_every > 0.*got rewire=None"),
     (dict(attention_kind="exp_product"), r"exp_product.*needs pos_encoding, got None.*'exp_kernel'"),
 ])
 def test_unknown_twice_and_contradictory_options_are_refused(given, match):
