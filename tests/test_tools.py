@@ -177,12 +177,13 @@ def _official_stand_in(tmp_path):
     and whether its tuned values had rewire_KNN on."""
     src = tmp_path / "src"
     src.mkdir()
-    (src / "best_params.py").write_text("best_params_dict = {'Cora': {'rewire_KNN': False}}\n")
+    (src / "best_params.py").write_text("best_params_dict = {'Cora': {'rewire_KNN': False, 'rewiring': None}}\n")
     (src / "run_GNN.py").write_text(
         "import sys\n"
         "from best_params import best_params_dict\n"
         "acc = 0.5 + 0.1 * ('--planetoid_split' in sys.argv) + 0.2 * ('--not_lcc' in sys.argv)\n"
-        "acc += 0.05 * best_params_dict['Cora']['rewire_KNN']\n"
+        "tuned = best_params_dict['Cora']\n"
+        "acc += 0.05 * tuned['rewire_KNN'] + 0.01 * (tuned['rewiring'] == 'gdc')\n"
         "print('Epoch: 1, Runtime 0.5, Loss 1.0, forward nfe 10')\n"
         "print('Epoch: 2, Runtime 0.7, Loss 0.9, forward nfe 30')\n"
         "print(f'best val accuracy 0.7 with test accuracy {acc}')\n")
@@ -198,11 +199,12 @@ def _official_run(src, out, *args):
     return run
 
 
-def test_compare_official_switches_the_tuned_knn_rewiring_on(tmp_path):
+def test_compare_official_switches_the_tuned_rewiring_on(tmp_path):
     src = _official_stand_in(tmp_path)
     assert _official_run(src, tmp_path / "a.json")["test_acc"] == pytest.approx(0.5)
-    run = _official_run(src, tmp_path / "b.json", "--model", "blend-knn")
-    assert run["model"] == "blend-knn" and run["test_acc"] == pytest.approx(0.55)
+    run = _official_run(src, tmp_path / "b.json", "--model", "blend-knn")  # DIGL's graph
+    assert run["model"] == "blend-knn" and run["test_acc"] == pytest.approx(0.51)
+    assert _official_run(src, tmp_path / "c.json", "--model", "blend-knn-dynamic")["test_acc"] == pytest.approx(0.55)
 
 
 def test_compare_official_passes_the_split_to_the_official_runner(tmp_path):

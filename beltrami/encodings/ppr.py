@@ -72,7 +72,7 @@ def ppr(graph: Graph, alpha: float = 0.05, topk: Optional[int] = 64, eps: Option
     """PPR rows of every node.
 
     Args:
-        graph: the graph, undirected for ``sym-col`` (nodes without edges keep all mass on themselves).
+        graph: the graph, undirected for ``sym`` and ``sym-col`` (nodes without edges keep all mass on themselves).
         alpha: teleport probability in (0, 1) (the paper's ``ppr_alpha`` = 0.05).
         topk: keep this many entries per row at the end (None: all).
         eps: during the iteration drop running-term entries below ``eps`` (a push-style threshold, O(nnz)
@@ -84,8 +84,9 @@ def ppr(graph: Graph, alpha: float = 0.05, topk: Optional[int] = 64, eps: Option
             ``I - (1 - alpha) T^T``, solved for ``block`` rows at a time: O(block * n) memory, fast on graphs
             of a few thousand nodes; its fill-in, and so its cost, grows fast on expander-like graphs: a random
             20,000-node graph did not finish in 4 minutes), or ``auto`` (``solve`` up to 5,000 nodes).
-        normalization: ``rw`` (rows of the random-walk PPR, each summing to 1) or ``sym-col`` (the official
-            code's positional encoding: symmetric PPR, columns normalised; see the module docstring).
+        normalization: ``rw`` (rows of the random-walk PPR, each summing to 1), ``sym`` (symmetric PPR,
+            ``D^1/2 PPR D^-1/2``, the matrix GDC sparsifies) or ``sym-col`` (the official code's positional
+            encoding: symmetric PPR, columns normalised; see the module docstring).
         self_loop_weight: added to the diagonal before normalising (the official code uses 1).
 
     Shapes:
@@ -100,8 +101,8 @@ def ppr(graph: Graph, alpha: float = 0.05, topk: Optional[int] = 64, eps: Option
     iters = need if max_iter is None else min(need, max_iter)
     if method not in ("auto", "power", "solve"):
         raise ValueError(f"unknown PPR method {method!r}; valid: auto, power, solve")
-    if normalization not in ("rw", "sym-col"):
-        raise ValueError(f"unknown PPR normalization {normalization!r}; valid: rw, sym-col")
+    if normalization not in ("rw", "sym", "sym-col"):
+        raise ValueError(f"unknown PPR normalization {normalization!r}; valid: rw, sym, sym-col")
     if self_loop_weight < 0:
         raise ValueError(f"self_loop_weight must be >= 0, got {self_loop_weight}")
     adj = graph.coalesce().to_scipy().astype(np.float64)
@@ -111,7 +112,12 @@ def ppr(graph: Graph, alpha: float = 0.05, topk: Optional[int] = 64, eps: Option
     isolated = deg == 0
     inv = np.where(isolated, 0.0, 1.0 / np.where(isolated, 1.0, deg))
     trans = (sp.diags(inv) @ adj + sp.diags(isolated.astype(np.float64))).tocsr()  # isolated: self-walk
-    scale = _sym_col_scale(trans, np.where(isolated, 1.0, deg), alpha, tol) if normalization == "sym-col" else None
+    scale = None
+    if normalization == "sym-col":
+        scale = _sym_col_scale(trans, np.where(isolated, 1.0, deg), alpha, tol)
+    elif normalization == "sym":
+        sq = np.sqrt(np.where(isolated, 1.0, deg))
+        scale = (sq, 1.0 / sq)
     if method == "solve" or (method == "auto" and n <= 5_000):
         return _ppr_solve(trans, alpha, topk, block, show_progress, scale)
     blocks = []
@@ -151,7 +157,7 @@ def _sym_col_scale(trans: sp.csr_matrix, deg: np.ndarray, alpha: float, tol: flo
 
 
 def _cut(rows_m: sp.csr_matrix, rows: np.ndarray, topk: Optional[int], scale):
-    """The final top-k cut of a block of rows, after the ``sym-col`` rescaling when ``scale`` is given;
+    """The final top-k cut of a block of rows, after the ``sym``/``sym-col`` rescaling when ``scale`` is given;
     the dropped mass is measured in random-walk units."""
     if scale is None:
         return _keep_top(rows_m, topk, None)

@@ -21,9 +21,9 @@ Presets (``preset=`` in :func:`beltrami.fit`):
   on the full graph, the random-split rows (``split="random"``) take the largest component as the paper's
   protocol does. ``split="runner"`` is what the official runner does with ``use_lcc``: each seed trains
   on its own random split of the largest component (``split="fixed"``: the one split its loader draws first).
-  For ``model="blend-knn"`` the same values plus the official runner's kNN rewiring with its tuned
-  ``rewire_KNN_*`` values: the input graph first, then every 10 epochs (5 on Coauthor CS) each node's 64
-  nearest nodes in the learned z(0), itself among them [rewire_KNN_k, rewire_KNN_epoch, rewire_KNN_T T0].
+  For ``model="blend-knn"`` the same values on DIGL's top-k PPR graph, built once, as the paper's BLEND-kNN
+  and the official code's GDC rewiring: each column's top k of the symmetric PPR, one direction [rewiring
+  gdc, gdc_k, gdc_sparsification topk].
   For the baselines ``model="gcn"`` and ``model="gat"``, ``paper`` means their own papers' Planetoid
   settings (Kipf & Welling 2017; Velickovic et al. 2018), the same on every dataset.
 - ``paper-beltrami``: ``paper`` with the attention recomputed at every evaluation (the time-dependent
@@ -263,9 +263,7 @@ def preset_values(preset: str, dataset: Optional[str], model: str = "blend") -> 
 
 
 def _paper_knn(dataset: str) -> Dict[str, Any]:
-    """BLEND-kNN as the official runner gives it with its tuned ``rewire_KNN`` options switched on: the input
-    graph until the first rebuild, then every ``rewire_KNN_epoch`` epochs each node's ``rewire_KNN_k = 64``
-    nearest nodes in the encoder's output z(0) (features and positions), Euclidean, one direction
-    (``rewire_KNN_sym`` False). Its 64 count the node itself, which our self-loops add: 63 others."""
-    return dict(rewire=None, rewire_every=5 if dataset == "coauthor-cs" else 10, rewire_on="both",
-                rewire_metric="euclidean", rewire_symmetric=False, rewire_k=63)
+    """BLEND-kNN as the paper describes it (DIGL's top-k PPR graph, built once) and the official runner builds
+    it with its tuned values' ``rewiring="gdc"``: each column's ``gdc_k`` largest entries of the symmetric PPR,
+    one direction (see ``positional._digl_graph``)."""
+    return dict(rewire="ppr", rewire_k=OFFICIAL[dataset]["gdc_k"], rewire_symmetric=False)

@@ -80,17 +80,30 @@ def rewired_graph(cfg, ds: Dataset, pos: Optional[Tensor]) -> Graph:
     g, enc = ds.graph, cfg.encoding
     if enc.rewire is not None and cfg.model.kind not in ("gcn", "gat"):
         if enc.rewire == "ppr" or (pos is not None and enc.pos_encoding == "ppr"):
-            # kNN in PPR coordinates is DIGL's top-k PPR graph
-            from ..encodings.ppr import PPRResult
-
-            m = _ppr_matrix(ds, enc.ppr_alpha, enc.rewire_k, cfg.run.progress)
-            g = ppr_graph(PPRResult(m, 0, 0.0, np.zeros(ds.num_nodes)))
+            g = _digl_graph(cfg, ds)
         else:
             # on the training device: a GPU does ogbn-arxiv's 169K x 169K blocked products in seconds
             coords = knn_coordinates(enc.rewire_on, pos, ds.x).to(cfg.run.device)
             g = knn_graph(coords, enc.rewire_k, metric=enc.rewire_metric, symmetric=enc.rewire_symmetric,
                           show_progress=cfg.run.progress)
     return g.add_self_loops() if cfg.data.self_loops else g
+
+
+def _digl_graph(cfg, ds: Dataset) -> Graph:
+    """kNN in PPR coordinates: DIGL's top-k PPR graph. With the official GDC encoding (``sym-col``) it is the
+    official code's ``rewiring="gdc"``: GDC keeps each column's top k of the symmetric PPR of ``A + I`` (the
+    column scaling comes after the cut, so it does not change which entries stay), and the official model,
+    aggregating ``out[edge_index[0]] += a x[edge_index[1]]``, lets node i hear j when ``S[i, j]`` is among the
+    top k of column j. ``S`` is symmetric, so that is row j's top k, transposed; ``rewire_symmetric`` adds the
+    reverse edges instead. With ``rw`` the graph comes from the random-walk PPR rows."""
+    from ..encodings.ppr import PPRResult
+
+    enc = cfg.encoding
+    official = enc.ppr_normalization == "sym-col"
+    loops = 1.0 if official and cfg.data.self_loops else 0.0
+    m = _ppr_matrix(ds, enc.ppr_alpha, enc.rewire_k, cfg.run.progress, "sym" if official else "rw", loops)
+    g = ppr_graph(PPRResult(m, 0, 0.0, np.zeros(ds.num_nodes)), symmetric=enc.rewire_symmetric)
+    return g if enc.rewire_symmetric else g.transpose()
 
 
 def knn_coordinates(on: str, pos: Optional[Tensor], x: Tensor) -> Tensor:

@@ -142,3 +142,28 @@ def test_digl_graph_is_the_top_k_of_dense_ppr_rows():
         top[i, np.argsort(-u[i])[:4]] = True
     expected = top | top.T | np.eye(30, dtype=bool)
     assert np.array_equal(rewired.to_scipy().toarray() != 0, expected)
+
+
+def test_digl_graph_with_the_official_encoding_is_the_official_gdc_rewiring():
+    """With the official GDC encoding (``ppr_normalization="sym-col"``) and ``rewire_symmetric=False``, the
+    paper preset of BLEND-kNN: GDC's top-k per column of S = beta (I - (1 - beta) D^-1/2 (A + I) D^-1/2)^-1,
+    and node i hears j when S[i, j] is among column j's top k, as the official model reads GDC's edges."""
+    g = random_graph(n=30, m=90, seed=5, isolated=0).symmetrize().remove_self_loops()
+    x, y = torch.randn(30, 4), torch.arange(30) % 3
+    masks = tuple(torch.arange(30) % 3 == i for i in range(3))
+    cfg = beltrami.training.FitConfig.build(None, "fast", model="blend-knn", rewire="ppr", rewire_k=4,
+                                            rewire_symmetric=False, pos_encoding="ppr", ppr_topk=8, ppr_alpha=0.15,
+                                            ppr_normalization="sym-col", self_loops=True, progress=False)
+    from beltrami.training.data import as_dataset
+    from beltrami.training.positional import positional_coordinates, rewired_graph
+
+    ds = as_dataset((g.edge_index, x, y, masks), cfg, 0)
+    rewired = rewired_graph(cfg, ds, positional_coordinates(cfg, ds))
+    a = g.to_scipy().toarray() + np.eye(30)
+    d = 1 / np.sqrt(a.sum(1))
+    s = 0.15 * np.linalg.inv(np.eye(30) - 0.85 * d[:, None] * a * d[None, :])
+    top = np.zeros((30, 30), dtype=bool)
+    for j in range(30):
+        top[np.argsort(-s[:, j])[:4], j] = True
+    assert not np.array_equal(top, top.T)  # one direction: the orientation is tested
+    assert np.array_equal(rewired.to_scipy().toarray() != 0, top | np.eye(30, dtype=bool))

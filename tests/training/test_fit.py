@@ -401,12 +401,13 @@ def test_official_knn_rewiring_is_each_nodes_k_nearest_in_z0(small, monkeypatch)
     assert torch.equal(torch.stack([row, col]), small.graph.add_self_loops().edge_index)
 
 
-def test_the_paper_preset_of_blend_knn_is_the_official_rewiring():
-    enc = FitConfig.build("cora", "paper", model="blend-knn").encoding
-    assert (enc.rewire, enc.rewire_every, enc.rewire_on, enc.rewire_metric, enc.rewire_symmetric, enc.rewire_k) == (
-        None, 10, "both", "euclidean", False, 63)
-    assert FitConfig.build("cora", "paper", model="blend-knn").data.self_loops  # the 64th: the node itself
-    assert FitConfig.build("cora", "fast", model="blend-knn").encoding.rewire == "knn"  # elsewhere: built once
+def test_the_paper_preset_of_blend_knn_is_the_official_gdc_rewiring():
+    for dataset, k in (("cora", 64), ("citeseer", 128)):  # the official gdc_k
+        cfg = FitConfig.build(dataset, "paper", model="blend-knn")
+        enc = cfg.encoding
+        assert (enc.rewire, enc.rewire_k, enc.rewire_symmetric, enc.rewire_every) == ("ppr", k, False, 0)
+        assert enc.ppr_normalization == "sym-col" and cfg.data.self_loops
+    assert FitConfig.build("cora", "fast", model="blend-knn").encoding.rewire == "knn"
 
 
 def test_import_runs_no_subprocess_and_the_commit_is_read_once():
