@@ -41,6 +41,8 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     # runs recorded without a split ran the runner's splits; each split's runs stand beside its own rows
     official = [{"dataset": "cora", "program": "official", "test_acc": a} for a in (0.83, 0.85)]
     official += [{"dataset": "cora", "split": "public", "program": "official", "test_acc": a} for a in (0.80, 0.82)]
+    # another model's official runs stand beside that model's rows only
+    official += [{"dataset": "cora", "split": "public", "model": "blend-knn", "program": "official", "test_acc": 0.5}]
     (tmp_path / "official-code-cora.json").write_text(json.dumps({"meta": {}, "runs": official}))
     (tmp_path / "gpu").mkdir()
     row = {"model": "blend-knn", "scheme": "dopri5", "backprop": "adjoint", "compile": "eager",

@@ -136,15 +136,16 @@ def result_files(results_dir: Path) -> List[Path]:
     return sorted(p for table in (2, 3) for p in results_dir.glob(f"table{table}-*.json"))
 
 
-def official_runs(results_dir: Path) -> Dict[Tuple[str, str], List[float]]:
-    """Test accuracies (%) of the official code's own runs per (dataset, split), from the ``official-code-*.json``
-    files of ``tools/compare_official.py --programs official`` (runs recorded before it took ``--split`` ran its
-    runner's per-seed splits, ``runner``)."""
-    out: Dict[Tuple[str, str], List[float]] = {}
+def official_runs(results_dir: Path) -> Dict[Tuple[str, str, str], List[float]]:
+    """Test accuracies (%) of the official code's own runs per (dataset, split, model), from the
+    ``official-code-*.json`` files of ``tools/compare_official.py --programs official`` (runs recorded before it
+    took ``--split`` ran its runner's per-seed splits, ``runner``; before ``--model``, BLEND)."""
+    out: Dict[Tuple[str, str, str], List[float]] = {}
     for path in sorted(results_dir.glob("official-code-*.json")):
         for r in json.loads(path.read_text())["runs"]:
             if r["program"] == "official":
-                out.setdefault((r["dataset"], r.get("split", "runner")), []).append(100 * r["test_acc"])
+                key = (r["dataset"], r.get("split", "runner"), r.get("model", "blend"))
+                out.setdefault(key, []).append(100 * r["test_acc"])
     return out
 
 
@@ -183,9 +184,8 @@ def markdown(paths: List[Path], results_dir: Path = Path("docs/results")) -> str
             tags.append(f"{cfg['scheme']} step {cfg.get('step_size'):g}")  # the paper presets integrate with dopri5
         if tags:
             name += f" ({', '.join(tags)})"
-        key = (res.dataset, OFFICIAL_SPLIT.get(split))
-        theirs = (_mean_std(official[key]) if res.model == "blend" and cfg.get("frozen") and key in official
-                  else "—")
+        key = (res.dataset, OFFICIAL_SPLIT.get(split), res.model)
+        theirs = _mean_std(official[key]) if cfg.get("frozen") and key in official else "—"
         rows[table].append(f"| {res.dataset} | {name} | {ours} | {ref} | {theirs} | {diff} | {len(res.runs)} | "
                            f"{res.seconds_per_epoch:.2f} | {nfe} | "
                            f"`{extras.get('command', path.name)}` |")
