@@ -44,7 +44,8 @@ class EncodingConfig:
     rewire_every: int = 0                # dynamic rewiring: rebuild the kNN graph from the learned z(0)
                                          # every this many epochs (0: never; the paper used 10)
     rewire_metric: str = "cosine"        # kNN distance: "cosine" or "euclidean" (the official code's)
-    rewire_symmetric: bool = True        # add each kNN edge's reverse (False: node i keeps exactly its k)
+    rewire_symmetric: bool = True        # add each rewired edge's reverse (False: one direction, as the
+                                         # official code builds its kNN and DIGL graphs)
 
 
 @dataclass
