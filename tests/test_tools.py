@@ -38,6 +38,8 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     res.save(tmp_path / "table2-cora-blend-fast.json")
     res.config["data"]["split"] = "runner"  # the official code's own runs on the runner's splits stand beside it
     res.save(tmp_path / "table2-cora-blend-fast-runner.json")
+    res.model, res.config["data"]["split"] = "blend-knn", None  # a BLEND-kNN row on a symmetric graph
+    res.save(tmp_path / "table2-cora-blend-knn-fast.json")
     # runs recorded without a split ran the runner's splits; each split's runs stand beside its own rows
     official = [{"dataset": "cora", "program": "official", "test_acc": a} for a in (0.83, 0.85)]
     official += [{"dataset": "cora", "split": "public", "program": "official", "test_acc": a} for a in (0.80, 0.82)]
@@ -54,13 +56,16 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     (tmp_path / "gpu" / "arxiv-blend-cuda.json").write_text(json.dumps(bench))
     md = tmp_path / "results.md"
     subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--from-json", str(tmp_path / "table2-cora-blend-fast.json"),
-                    str(tmp_path / "table2-cora-blend-fast-runner.json"), "--markdown", str(md), "--results-dir",
+                    str(tmp_path / "table2-cora-blend-fast-runner.json"), str(tmp_path / "table2-cora-blend-knn-fast.json"),
+                    "--markdown", str(md), "--results-dir",
                     str(tmp_path)], capture_output=True, text=True, check=True)
     text = md.read_text()
     assert "| cora | blend (frozen, rk4 step 1) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
     public = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen, rk4 step 1) |")]
     runner = [line for line in text.splitlines() if line.startswith("| cora | blend (frozen, runner split, rk4 step 1) |")]
     assert "| 84.2 ± 0.6 | 81.0 ± 1.4 (2) |" in public[0] and "| 84.2 ± 0.6 | 84.0 ± 1.4 (2) |" in runner[0]
+    knn = [line for line in text.splitlines() if line.startswith("| cora | blend-knn (frozen, symmetric graph, rk4")]
+    assert "| 83.1 ± 0.8 | 50.0 ± 0.0 (1) |" in knn[0]
     assert "(no runs yet)" in text  # table 3 is empty
     scale = [line for line in text.splitlines() if line.startswith("| blend")]
     assert scale == ["| blend-knn | dopri5 | adjoint | eager | cuda, torch 2.11 | 0.474 | 0.466 | 16797 | 27/16 | "
