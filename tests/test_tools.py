@@ -56,8 +56,8 @@ def test_reproduce_writes_markdown_from_results(tmp_path):
     (tmp_path / "gpu" / "arxiv-blend-cuda.json").write_text(json.dumps(bench))
     md = tmp_path / "results.md"
     subprocess.run([sys.executable, str(TOOLS / "reproduce.py"), "--from-json", str(tmp_path / "table2-cora-blend-fast.json"),
-                    str(tmp_path / "table2-cora-blend-fast-runner.json"), str(tmp_path / "table2-cora-blend-knn-fast.json"),
-                    "--markdown", str(md), "--results-dir",
+                    str(tmp_path / "table2-cora-blend-fast-runner.json"),
+                    str(tmp_path / "table2-cora-blend-knn-fast.json"), "--markdown", str(md), "--results-dir",
                     str(tmp_path)], capture_output=True, text=True, check=True)
     text = md.read_text()
     assert "| cora | blend (frozen, rk4 step 1) |" in text and "84.2 ± 0.6" in text and "`the command`" in text
