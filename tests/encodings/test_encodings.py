@@ -23,13 +23,22 @@ def test_ppr_exact_mode_matches_dense(method):
     np.testing.assert_allclose(r.matrix.toarray(), _dense_ppr(g, 0.15), atol=1e-10)
 
 
-def _dense_gdc_positions(g, alpha, loop):
-    """The official code's positional encoding, densely: symmetric PPR of A + loop I, columns summing to 1."""
+def _dense_gdc_positions(g, alpha, loop, columns=True):
+    """The official code's positional encoding, densely: symmetric PPR of A + loop I, columns summing to 1
+    (``columns=False``: the symmetric PPR itself, which GDC's rewiring sparsifies)."""
     a = g.coalesce().to_scipy().toarray() + loop * np.eye(g.num_nodes)
     d = a.sum(1)
     t = a / np.sqrt(d)[:, None] / np.sqrt(d)[None, :]
     s = alpha * np.linalg.inv(np.eye(len(d)) - (1 - alpha) * t)
-    return s / s.sum(0, keepdims=True)
+    return s / s.sum(0, keepdims=True) if columns else s
+
+
+@pytest.mark.parametrize("method", ["solve", "power"])
+def test_ppr_sym_is_the_symmetric_ppr_gdc_sparsifies(method):
+    g = random_graph(n=40, m=120, seed=4).symmetrize()
+    r = ppr(g, 0.05, topk=None, eps=None, tol=1e-12, method=method, normalization="sym", self_loop_weight=1.0,
+            show_progress=False)
+    np.testing.assert_allclose(r.matrix.toarray(), _dense_gdc_positions(g, 0.05, 1.0, columns=False), atol=1e-9)
 
 
 @pytest.mark.parametrize("method", ["solve", "power"])
