@@ -110,7 +110,8 @@ def ours(args, dataset: str, seed: int) -> Dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "row.json"
         cmd = [sys.executable, "-m", "beltrami.bench", "--dataset", dataset, "--preset", "paper", "--split", args.split,
-               "--model", args.model, "--seed", str(seed), "--output", str(out)] + (["--epochs", str(args.epochs)] if args.epochs else [])
+               "--model", args.model, "--seed", str(seed), "--output", str(out)]
+        cmd += ["--epochs", str(args.epochs)] if args.epochs else []
         res = run_measured(cmd, str(Path(__file__).resolve().parents[1]))
         row = json.loads(out.read_text())["rows"][0]
     res.pop("output")
