@@ -95,7 +95,9 @@ def _digl_graph(cfg, ds: Dataset) -> Graph:
     column scaling comes after the cut, so it does not change which entries stay), and the official model,
     aggregating ``out[edge_index[0]] += a x[edge_index[1]]``, lets node i hear j when ``S[i, j]`` is among the
     top k of column j. ``S`` is symmetric, so that is row j's top k, transposed; ``rewire_symmetric`` adds the
-    reverse edges instead. With ``rw`` the graph comes from the random-walk PPR rows."""
+    reverse edges instead. With ``rw`` the graph comes from the random-walk PPR rows. Only positive PPR
+    entries become edges: where a component has fewer than k nodes GDC's dense top k would also keep
+    zero entries, edges to arbitrary nodes (``docs/design-notes.md``, BLEND-kNN)."""
     from ..encodings.ppr import PPRResult
 
     enc = cfg.encoding
