@@ -178,7 +178,7 @@ def markdown(paths: List[Path], results_dir: Path = Path("docs/results")) -> str
         if res.model in ("blend", "blend-knn"):
             tags.append("frozen" if cfg.get("frozen") else "time-dependent")
         if res.model == "blend-knn" and cfg.get("rewire_symmetric", True):
-            tags.append("symmetric graph")  # rows from before the official GDC graph (one direction)
+            tags.append("symmetric graph")  # every reverse edge added to the official GDC graph (one direction)
         split = cfg.get("split")
         if split in ("fixed", "runner"):
             tags.append(f"{split} split")
